@@ -206,9 +206,7 @@ class OcppPeer(ChargePoint):
                 )
                 return
             await self._handle_call(Call(unique_id, frame[2], frame[3]))
-        elif type_id == MessageType.CallResult and len(frame) == 3:
-            self._resolve(frame)
-        elif type_id == MessageType.CallError and len(frame) == 5:
+        elif (type_id, len(frame)) in ((MessageType.CallResult, 3), (MessageType.CallError, 5)):
             self._resolve(frame)
         elif type_id in (MessageType.CallResult, MessageType.CallError):
             # A malformed answer cannot be answered (answers are never answered): drop it.
@@ -222,8 +220,16 @@ class OcppPeer(ChargePoint):
         self._emit("out", MessageType.CallError, unique_id, None, [code, description, {}])
         await self._send(_call_error(unique_id, code, description))
 
+    def refuse_calls(self) -> str | None:
+        """A reason to answer every CALL with SecurityError, or None to handle them."""
+        return None
+
     async def _handle_call(self, msg: Call):
         self._emit("in", MessageType.Call, msg.unique_id, msg.action, msg.payload)
+        refusal = self.refuse_calls()
+        if refusal:
+            await self._reply_error(msg.unique_id, "SecurityError", refusal)
+            return
         handlers = self.route_map.get(msg.action, {})
         handler = handlers.get("_on_action")
         if handler is None:

@@ -1,0 +1,494 @@
+"""One charging station: its connection to the CSMS, boot, heartbeat and driver actions.
+
+The station keeps running across connections. It connects, boots (B01-B03), reports its
+connectors (G01), beats (G02) and delivers queued transaction messages in order
+(E11/E12); when the connection drops it keeps charging offline and reconnects with
+backoff and jitter. What the CSMS asks of it lives in `handlers.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from websockets.exceptions import ConnectionClosed
+
+from .config import StationConfig
+from .connection import ConnectFailed, open_connection, ssl_context
+from .device_model import DeviceModel
+from .evse import Evse, utc_now
+from .handlers import CsmsRequests
+from .outbox import Message, Outbox
+from .protocol import CallErrorReceived, OcppPeer, ProtocolViolation
+
+LOGGER = logging.getLogger(__name__)
+
+# Seconds between BootNotification attempts when the CSMS gives no interval.
+BOOT_RETRY_DEFAULT_S = 30
+# How long a rebooting station stays away before it connects again.
+REBOOT_PAUSE_S = 1.0
+# Reset(Immediate) waits this long for Ended events to go out before rebooting.
+RESET_FLUSH_S = 10.0
+
+# Keys under which availability set by ChangeAvailability is persisted with the
+# device-model values, so it survives a reboot as G03/G04 require.
+STATION_OPERATIVE_KEY = "Availability/ChargingStation"
+
+EventSink = Callable[[str, str, dict], None]
+
+CALL_FAILURES = (CallErrorReceived, ProtocolViolation, asyncio.TimeoutError)
+
+
+def evse_operative_key(evse_id: int) -> str:
+    return f"Availability/EVSE[{evse_id}]"
+
+
+@dataclass
+class Outcome:
+    """The answer to a driver or technician action: done, or rejected and why."""
+
+    ok: bool
+    status: str
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Station(CsmsRequests, OcppPeer):
+    def __init__(
+        self,
+        config: StationConfig,
+        sink: EventSink | None = None,
+        *,
+        rng: random.Random | None = None,
+    ):
+        super().__init__(
+            config.station_id,
+            validate=config.validate_schema,
+            response_timeout=config.response_timeout,
+        )
+        self.config = config
+        # Receives (station_id, kind, data) for everything a user might watch.
+        self.sink = sink
+        # Seeded by the id so a station's EVs and jitter repeat from run to run.
+        self.rng = rng or random.Random(config.station_id)
+        self.device_model = DeviceModel(
+            config.evses,
+            vendor=config.vendor,
+            model=config.model,
+            serial_number=config.serial_number,
+            firmware_version=config.firmware_version,
+            security_profile=config.security_profile,
+            identity=config.station_id,
+            overrides=config.variables,
+            on_change=self._persist,
+        )
+        self.device_model.add_listener(self._variable_changed)
+        self.operative = config.variables.get(STATION_OPERATIVE_KEY) != "Inoperative"
+        self.evses = {e.evse_id: Evse(self, e, self.rng) for e in config.evses}
+        for evse in self.evses.values():
+            evse.operative = config.variables.get(evse_operative_key(evse.id)) != "Inoperative"
+        self.outbox = Outbox()
+        # Accepted, Pending or Rejected once a BootNotification was answered.
+        self.boot_status: str | None = None
+        self.boot_reason = "PowerUp"
+        # True while connected with the boot accepted: what OCPP calls online.
+        self.online = False
+        # The last status the CSMS acknowledged per (evse, connector), to resend changes.
+        self._acknowledged_status: dict[tuple[int, int], str] = {}
+        self._reported_status: dict[tuple[int, int], str] = {}
+        self._ssl = None
+        self._ssl_loaded = False
+        self._wanted_online = asyncio.Event()
+        self._wanted_online.set()
+        self._stopping = False
+        self._session_end = asyncio.Event()
+        # Wakes a backoff pause early (stop, or asked to come back online).
+        self._wake = asyncio.Event()
+        self._reboot_reason: str | None = None
+        self._boot_now = asyncio.Event()
+        self._heartbeat_changed = asyncio.Event()
+        self._background: set[asyncio.Task] = set()
+        # EVSEs promised to accepted RequestStartTransactions, by remoteStartId.
+        self.remote_claims: dict[int, int] = {}
+        self.station_inoperative_scheduled = False
+        # Reset(OnIdle) received while charging: reboot when the last transaction ends.
+        self.reset_scheduled = False
+
+    # -- events out ------------------------------------------------------------------
+
+    def emit(self, kind: str, data: dict) -> None:
+        if self.sink is not None:
+            self.sink(self.config.station_id, kind, data)
+
+    def _persist(self, key: str, value: str) -> None:
+        self.config.variables[key] = value
+        self.emit("variable", {"key": key, "value": value})
+
+    def _variable_changed(self, component: str, variable: str, value: str) -> None:
+        if (component, variable) == ("OCPPCommCtrlr", "HeartbeatInterval"):
+            self._heartbeat_changed.set()
+
+    def report_evse(self, evse: Evse) -> None:
+        if self.sink is not None:
+            self.emit("evse", evse.snapshot())
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stay connected until stop(): connect, boot, serve, reconnect with backoff."""
+        failures = 0
+        while not self._stopping:
+            await self._wanted_online.wait()
+            if self._stopping:
+                break
+            try:
+                ws = await open_connection(self.config, self._ssl_context())
+            except ConnectFailed as exc:
+                failures += 1
+                self.emit("connection", {"online": False, "error": exc.reason,
+                                         "detail": exc.detail, "status": exc.status})
+                LOGGER.info("%s: cannot connect (%s)", self.id, exc)
+                await self._pause(self._backoff(failures))
+                continue
+            failures = 0
+            await self._session(ws)
+            if self._reboot_reason:
+                await self._restart(self._reboot_reason)
+            elif not self._stopping and self._wanted_online.is_set():
+                await self._pause(self._backoff(1))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wanted_online.set()
+        self._wake.set()
+        self._session_end.set()
+
+    def _ssl_context(self):
+        if not self._ssl_loaded:
+            self._ssl = ssl_context(self.config)
+            self._ssl_loaded = True
+        return self._ssl
+
+    def _backoff(self, failures: int) -> float:
+        base = min(self.config.reconnect_max, self.config.reconnect_min * 2 ** (failures - 1))
+        return base * (1 + self.config.reconnect_jitter * self.rng.random())
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake early when asked to stop."""
+        self._wake.clear()
+        if self._stopping:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _session(self, ws) -> None:
+        self.attach(ws)
+        self._session_end.clear()
+        self.emit("connection", {"online": True})
+        reader = asyncio.ensure_future(self._read())
+        main = asyncio.ensure_future(self._online_work())
+        ender = asyncio.ensure_future(self._session_end.wait())
+        try:
+            await asyncio.wait({reader, main, ender}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, main, ender):
+                task.cancel()
+            self.detach()
+            self.online = False
+            await ws.close()
+            await asyncio.gather(reader, main, ender, return_exceptions=True)
+            self.emit("connection", {"online": False})
+            LOGGER.info("%s: disconnected", self.id)
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.serve()
+
+    async def _online_work(self) -> None:
+        if self.boot_status != "Accepted":
+            await self._boot()
+        self.online = True
+        self.emit("online", {"boot_status": self.boot_status})
+        await self._send_changed_statuses()
+        await asyncio.gather(
+            self._heartbeat_loop(),
+            self.outbox.deliver(self._deliver, attempts=self._attempts, interval=self._interval),
+        )
+
+    async def _restart(self, reason: str) -> None:
+        """What a reboot does to a station: transactions gone, authorization lost."""
+        self._reboot_reason = None
+        self.boot_status = None
+        self.boot_reason = reason
+        self.reset_scheduled = False
+        self._acknowledged_status.clear()
+        for evse in self.evses.values():
+            evse.id_token = None
+        await self._pause(REBOOT_PAUSE_S)
+
+    def refuse_calls(self) -> str | None:
+        # B03.FR.08: a Rejected station answers the CSMS only with SecurityError.
+        if self.boot_status == "Rejected":
+            return "The CSMS rejected this station's BootNotification"
+        return None
+
+    # -- station-initiated messages --------------------------------------------------
+
+    async def call_action(self, action: str, payload: dict) -> dict:
+        try:
+            return await super().call_action(action, payload)
+        except ConnectionClosed as exc:
+            raise ConnectionError("connection closed") from exc
+
+    async def _boot(self) -> None:
+        """B01-B03: BootNotification until Accepted, honouring the interval in between."""
+        while True:
+            self._boot_now.clear()
+            payload = {
+                "reason": self.boot_reason,
+                "chargingStation": {
+                    "model": self.config.model,
+                    "vendorName": self.config.vendor,
+                    "firmwareVersion": self.config.firmware_version,
+                },
+            }
+            if self.config.serial_number:
+                payload["chargingStation"]["serialNumber"] = self.config.serial_number
+            try:
+                response = await self.call_action("BootNotification", payload)
+                status, interval = response["status"], response["interval"]
+            except CALL_FAILURES as exc:
+                LOGGER.warning("%s: BootNotification failed: %s", self.id, exc)
+                status, interval = "Failed", 0
+            self.emit("boot", {"status": status, "interval": interval})
+            if status == "Accepted":
+                self.boot_status = status
+                if interval > 0:
+                    self.device_model.set_internal(
+                        "OCPPCommCtrlr", "HeartbeatInterval", str(interval)
+                    )
+                return
+            self.boot_status = status if status != "Failed" else None
+            wait = interval if interval > 0 else BOOT_RETRY_DEFAULT_S
+            # While Pending, a TriggerMessage(BootNotification) cuts the wait short.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._boot_now.wait(), wait)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            interval = self.device_model.get_int("OCPPCommCtrlr", "HeartbeatInterval")
+            self._heartbeat_changed.clear()
+            try:
+                await asyncio.wait_for(self._heartbeat_changed.wait(), max(interval, 1))
+                continue
+            except TimeoutError:
+                pass
+            await self.send_heartbeat()
+
+    async def send_heartbeat(self) -> None:
+        with contextlib.suppress(*CALL_FAILURES):
+            await self.call_action("Heartbeat", {})
+
+    def _attempts(self) -> int:
+        return self.device_model.get_int(
+            "OCPPCommCtrlr", "MessageAttempts", variable_instance="TransactionEvent"
+        )
+
+    def _interval(self) -> float:
+        return self.device_model.get_int(
+            "OCPPCommCtrlr", "MessageAttemptInterval", variable_instance="TransactionEvent"
+        )
+
+    async def _deliver(self, message: Message) -> None:
+        response = await self.call_action(message.action, message.payload)
+        if message.action == "TransactionEvent":
+            evse = self.evses.get(message.payload.get("evse", {}).get("id"))
+            if evse is not None:
+                evse.on_transaction_event_response(message.payload, response)
+
+    def send_transaction_event(self, evse: Evse, payload: dict) -> None:
+        if not self.online:
+            payload["offline"] = True
+        self.outbox.put("TransactionEvent", payload)
+        self.emit("transaction", {"evse_id": evse.id, **payload})
+
+    # -- connector status (G01) ------------------------------------------------------
+
+    def connector_status_changed(self, evse: Evse) -> None:
+        for connector_id in evse.connector_ids:
+            key = (evse.id, connector_id)
+            status = evse.connector_status(connector_id)
+            if self._reported_status.get(key) == status:
+                continue
+            self._reported_status[key] = status
+            self.emit("status", {"evse_id": evse.id, "connector_id": connector_id,
+                                 "status": status})
+            if self.online:
+                # The status as of now: a later change must not swallow this one.
+                self._spawn(self._send_status(evse.id, connector_id, status, force=True))
+
+    async def _send_changed_statuses(self) -> None:
+        for evse in self.evses.values():
+            for connector_id in evse.connector_ids:
+                self._reported_status[(evse.id, connector_id)] = evse.connector_status(
+                    connector_id
+                )
+                if self._acknowledged_status.get((evse.id, connector_id)) != (
+                    evse.connector_status(connector_id)
+                ):
+                    await self._send_status(evse.id, connector_id)
+
+    async def _send_status(
+        self, evse_id: int, connector_id: int, status: str | None = None, force: bool = False
+    ) -> None:
+        status = status or self.evses[evse_id].connector_status(connector_id)
+        if not force and self._acknowledged_status.get((evse_id, connector_id)) == status:
+            return
+        payload = {
+            "timestamp": utc_now(),
+            "connectorStatus": status,
+            "evseId": evse_id,
+            "connectorId": connector_id,
+        }
+        with contextlib.suppress(ConnectionError, *CALL_FAILURES):
+            await self.call_action("StatusNotification", payload)
+            self._acknowledged_status[(evse_id, connector_id)] = status
+
+    def transaction_ended(self, evse: Evse) -> None:
+        if evse.inoperative_scheduled:
+            evse.inoperative_scheduled = False
+            self.set_evse_operative(evse, False)
+        if not any(e.transaction for e in self.evses.values()):
+            if self.reset_scheduled:
+                self._spawn(self.reboot("RemoteReset", flush=True))
+            elif self.station_inoperative_scheduled:
+                self.station_inoperative_scheduled = False
+                self.set_station_operative(False)
+
+    def set_evse_operative(self, evse: Evse, operative: bool) -> None:
+        evse.operative = operative
+        self._persist(evse_operative_key(evse.id), "Operative" if operative else "Inoperative")
+        self.connector_status_changed(evse)
+        self.report_evse(evse)
+
+    def set_station_operative(self, operative: bool) -> None:
+        self.operative = operative
+        self._persist(STATION_OPERATIVE_KEY, "Operative" if operative else "Inoperative")
+        for evse in self.evses.values():
+            self.connector_status_changed(evse)
+            self.report_evse(evse)
+
+    # -- what a driver or technician does at the station ------------------------------
+
+    def _evse(self, evse_id: int) -> Evse:
+        try:
+            return self.evses[evse_id]
+        except KeyError:
+            raise LookupError(f"{self.id} has no EVSE {evse_id}") from None
+
+    def _done(self, problem: str | None) -> Outcome:
+        return Outcome(False, "Rejected", problem) if problem else Outcome(True, "Accepted")
+
+    async def plug_in(self, evse_id: int, connector_id: int | None = None) -> Outcome:
+        return self._done(self._evse(evse_id).plug_in(connector_id))
+
+    async def unplug(self, evse_id: int) -> Outcome:
+        return self._done(self._evse(evse_id).unplug())
+
+    async def set_ev_drawing(self, evse_id: int, drawing: bool) -> Outcome:
+        return self._done(self._evse(evse_id).set_ev_drawing(drawing))
+
+    async def set_fault(self, evse_id: int, faulted: bool) -> Outcome:
+        self._evse(evse_id).set_fault(faulted)
+        return Outcome(True, "Accepted")
+
+    async def present_id_token(
+        self, evse_id: int, id_token: str, token_type: str = "ISO14443"
+    ) -> Outcome:
+        """C01/E03/E07: a driver holds a card to the reader of an EVSE."""
+        evse = self._evse(evse_id)
+        token = {"idToken": id_token, "type": token_type}
+        if evse.id_token is not None:
+            if evse.id_token["idToken"] != id_token:
+                return Outcome(False, "Rejected", "EVSE is in use by another idToken")
+            # The same card again stops the session without asking the CSMS.
+            evse.deauthorize("StopAuthorized", "Local")
+            return Outcome(True, "Stopped")
+        if not evse.operative or not self.operative or evse.faulted:
+            return Outcome(False, "Rejected", "EVSE is not available")
+        status = await self.authorize(token)
+        if status != "Accepted":
+            return Outcome(False, status, "idToken not accepted")
+        evse.authorize(token, "Authorized")
+        return Outcome(True, "Accepted")
+
+    async def authorize(self, token: dict) -> str:
+        """The idTokenInfo status for `token`: from the CSMS, or the offline rules."""
+        dm = self.device_model
+        if not dm.get_bool("AuthCtrlr", "Enabled"):
+            return "Accepted"
+        if not self.online:
+            if dm.get_bool("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
+                return "Accepted"
+            return "Offline"
+        try:
+            response = await self.call_action("Authorize", {"idToken": token})
+        except ConnectionError:
+            return "Offline"
+        except CALL_FAILURES as exc:
+            LOGGER.warning("%s: Authorize failed: %s", self.id, exc)
+            return "Failed"
+        status = response["idTokenInfo"]["status"]
+        self.emit("authorize", {"id_token": token["idToken"], "status": status})
+        return status
+
+    async def stop_charging(self, evse_id: int) -> Outcome:
+        evse = self._evse(evse_id)
+        if evse.id_token is None:
+            return Outcome(False, "Rejected", "nothing is authorized on this EVSE")
+        evse.deauthorize("StopAuthorized", "Local")
+        return Outcome(True, "Accepted")
+
+    async def go_offline(self) -> Outcome:
+        self._wanted_online.clear()
+        self._session_end.set()
+        return Outcome(True, "Accepted")
+
+    async def go_online(self) -> Outcome:
+        self._wanted_online.set()
+        self._wake.set()
+        return Outcome(True, "Accepted")
+
+    async def reboot(self, reason: str = "LocalReset", flush: bool = False) -> Outcome:
+        """Restart the station; running transactions end first, as on a real reset."""
+        for evse in self.evses.values():
+            if evse.transaction is not None:
+                evse.deauthorize("ResetCommand", "ImmediateReset", end=True)
+        if flush and self.online:
+            deadline = asyncio.get_running_loop().time() + RESET_FLUSH_S
+            while len(self.outbox) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        self._reboot_reason = reason
+        self._session_end.set()
+        return Outcome(True, "Accepted")
+
+    def snapshot(self) -> dict:
+        return {
+            "station_id": self.config.station_id,
+            "online": self.online,
+            "boot_status": self.boot_status,
+            "evses": [evse.snapshot() for evse in self.evses.values()],
+            "queued": len(self.outbox),
+        }

@@ -1,0 +1,80 @@
+"""Engine tests run stations against a real, schema-validating CSMS on loopback."""
+
+import asyncio
+import contextlib
+
+import pytest
+
+from stations.engine.config import ConnectorConfig, EvseConfig, StationConfig
+from stations.engine.station import Station
+from stations.sandbox import Policy, SandboxCsms
+
+
+@pytest.fixture
+async def csms():
+    """The CSMS peer; the test fails if any frame a station sent broke the schemas."""
+    server = SandboxCsms(Policy())
+    server.url = await server.start()
+    yield server
+    await server.stop()
+    assert server.violations == [], "\n".join(server.violations)
+
+
+class Fleet:
+    """Starts stations against the CSMS and stops them all at the end of the test."""
+
+    def __init__(self, csms):
+        self.csms = csms
+        self.running: list[tuple[Station, asyncio.Task]] = []
+        self.events: list[tuple[str, str, dict]] = []
+
+    def config(self, station_id="CS-1", evses=1, connectors=1, **overrides) -> StationConfig:
+        defaults = dict(
+            station_id=station_id,
+            csms_url=self.csms.url,
+            evses=tuple(
+                EvseConfig(
+                    evse_id=e,
+                    max_power_kw=22.0,
+                    connectors=tuple(ConnectorConfig(c) for c in range(1, connectors + 1)),
+                )
+                for e in range(1, evses + 1)
+            ),
+            reconnect_min=0.05,
+            reconnect_max=0.2,
+            response_timeout=3.0,
+        )
+        defaults.update(overrides)
+        return StationConfig(**defaults)
+
+    async def start(self, config: StationConfig | None = None, *, boot=True, **kw) -> Station:
+        config = config or self.config(**kw)
+        station = Station(config, sink=lambda *event: self.events.append(event))
+        self.running.append((station, asyncio.create_task(station.run())))
+        if boot:
+            await self.csms.wait_for("BootNotification", config.station_id)
+            await wait_until(lambda: station.online)
+        return station
+
+    async def stop(self):
+        for station, _task in self.running:
+            await station.stop()
+        for _, task in self.running:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 5)
+
+
+@pytest.fixture
+async def fleet(csms):
+    fleet = Fleet(csms)
+    yield fleet
+    await fleet.stop()
+
+
+async def wait_until(predicate, timeout=5.0, interval=0.02):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
