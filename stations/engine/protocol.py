@@ -193,6 +193,10 @@ class OcppPeer(ChargePoint):
         except (ValueError, TypeError):
             await self._reply_error(UNKNOWN_MESSAGE_ID, "RpcFrameworkError", "Frame is not JSON")
             return
+        if isinstance(frame, list) and frame and frame[0] in (3, 4) and len(frame) < 3:
+            # Answers are never answered, not even malformed ones.
+            LOGGER.warning("%s: dropped a malformed answer: %.200s", self.id, raw)
+            return
         if not isinstance(frame, list) or len(frame) < 3 or not isinstance(frame[1], str):
             await self._reply_error(
                 UNKNOWN_MESSAGE_ID, "RpcFrameworkError", "Frame has no readable message id"
