@@ -1,0 +1,80 @@
+"""Many stations in one asyncio loop: started at a bounded rate, stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+from .config import StationConfig
+from .station import EventSink, Station
+
+LOGGER = logging.getLogger(__name__)
+
+
+class Shard:
+    def __init__(self, sink: EventSink | None = None, *, ramp_per_second: float = 50.0):
+        self.sink = sink
+        # Opening thousands of connections at once looks like an attack to a CSMS; a real
+        # fleet comes back after a power cut at some rate too.
+        self.ramp_per_second = ramp_per_second
+        self.stations: dict[str, Station] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+
+    async def start(self, configs: Iterable[StationConfig]) -> None:
+        """Start stations, spacing them out at `ramp_per_second`."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for index, config in enumerate(configs):
+            if self.ramp_per_second > 0:
+                due = began + index / self.ramp_per_second
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self.add(config)
+
+    def add(self, config: StationConfig) -> Station:
+        if config.station_id in self.stations:
+            raise ValueError(f"{config.station_id} already runs in this shard")
+        station = Station(config, self.sink)
+        self.stations[config.station_id] = station
+        self._tasks[config.station_id] = asyncio.ensure_future(self._run(station))
+        return station
+
+    async def _run(self, station: Station) -> None:
+        try:
+            await station.run()
+        except Exception:
+            LOGGER.exception("%s: station stopped on an error", station.id)
+
+    async def remove(self, station_id: str, timeout: float = 5.0) -> None:
+        station = self.stations.pop(station_id)
+        task = self._tasks.pop(station_id)
+        await station.stop()
+        await _finish(task, timeout)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Close every station's connection; give up on stragglers after `timeout`."""
+        for station in self.stations.values():
+            await station.stop()
+        tasks = list(self._tasks.values())
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self.stations.clear()
+        self._tasks.clear()
+
+    def online_count(self) -> int:
+        return sum(1 for station in self.stations.values() if station.online)
+
+
+async def _finish(task: asyncio.Task, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(task, timeout)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
