@@ -235,3 +235,24 @@ async def test_trigger_message_refusals(csms, fleet):
         "TransactionEvent", "CS-1", where=lambda e: e["triggerReason"] == "Trigger"
     )
     assert triggered[0]["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+
+
+async def test_get_transaction_status_reports_queue_and_ongoing(csms, fleet):
+    station = await fleet.start()
+    await station.present_id_token(1, "TOKEN-1")
+    await station.plug_in(1)
+    started = (await csms.wait_for("TransactionEvent", "CS-1"))[0]
+    tx_id = started["transactionInfo"]["transactionId"]
+    answer = await csms.call("CS-1", call.GetTransactionStatus(transaction_id=tx_id))
+    assert answer.ongoing_indicator is True
+    assert answer.messages_in_queue is False
+    await station.unplug(1)
+    await csms.wait_for("TransactionEvent", "CS-1", count=2)
+    answer = await csms.call("CS-1", call.GetTransactionStatus(transaction_id=tx_id))
+    assert answer.ongoing_indicator is False
+
+
+async def test_data_transfer_from_an_unknown_vendor_is_declined(csms, fleet):
+    await fleet.start()
+    answer = await csms.call("CS-1", call.DataTransfer(vendor_id="com.example"))
+    assert answer.status == "UnknownVendorId"
