@@ -117,6 +117,42 @@ class Evse:
             else None,
         }
 
+    # -- surviving a restart ----------------------------------------------------------------
+
+    def export_state(self) -> dict:
+        """What must outlive the process: the meter, the EV, the running transaction."""
+        tx = self.transaction
+        return {
+            "register_wh": self.meter.register_wh,
+            "plugged_connector": self.plugged_connector,
+            "ev": None if self.ev is None else {
+                "capacity_kwh": self.ev.capacity_kwh, "soc": self.ev.soc,
+                "max_power_kw": self.ev.max_power_kw, "drawing": self.ev.drawing,
+            },
+            "faulted": self.faulted,
+            "transaction": None if tx is None else {
+                "transaction_id": tx.transaction_id, "seq_no": tx.seq_no,
+                "energy_at_start_wh": tx.energy_at_start_wh,
+                "charging_seconds": tx.charging_seconds,
+            },
+        }
+
+    def restore_state(self, state: dict) -> None:
+        """Come back from a restart: the EV is still there, the session was cut."""
+        self.meter.register_wh = state.get("register_wh", 0.0)
+        self.plugged_connector = state.get("plugged_connector")
+        if self.plugged_connector is not None:
+            self.last_connector = self.plugged_connector
+        if state.get("ev"):
+            self.ev = Ev(**state["ev"])
+        self.faulted = state.get("faulted", False)
+        self._conditions = self._evaluate_conditions()
+        tx = state.get("transaction")
+        if tx:
+            self.transaction = Transaction(started_at=time.monotonic(), **tx)
+            # A real station that lost power ends the session it had when it comes back.
+            self._end("AbnormalCondition", "PowerLoss")
+
     # -- the meter ---------------------------------------------------------------------
 
     def update_meter(self) -> None:

@@ -30,6 +30,10 @@ class Outbox:
     def __init__(self, messages: list[dict] | None = None):
         self._queue: deque[Message] = deque(Message(**m) for m in messages or ())
         self._ready = asyncio.Event()
+        if self._queue:
+            self._ready.set()
+        # Called after a message left the queue, so the caller can save the new state.
+        self.on_delivered: Callable[[], Awaitable[None]] | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -67,7 +71,11 @@ class Outbox:
                     LOGGER.warning("gave up on %s after %d attempts: %s",
                                    message.action, message.attempts, exc)
                     self._queue.popleft()
+                    if self.on_delivered is not None:
+                        await self.on_delivered()
                 else:
                     await asyncio.sleep(interval() * message.attempts)
                 continue
             self._queue.popleft()
+            if self.on_delivered is not None:
+                await self.on_delivered()

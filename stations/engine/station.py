@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from websockets.exceptions import ConnectionClosed
@@ -39,6 +39,7 @@ RESET_FLUSH_S = 10.0
 STATION_OPERATIVE_KEY = "Availability/ChargingStation"
 
 EventSink = Callable[[str, str, dict], None]
+StateStore = Callable[[str, dict], Awaitable[None]]
 
 CALL_FAILURES = (CallErrorReceived, ProtocolViolation, asyncio.TimeoutError)
 
@@ -66,6 +67,8 @@ class Station(CsmsRequests, OcppPeer):
         sink: EventSink | None = None,
         *,
         rng: random.Random | None = None,
+        state: dict | None = None,
+        state_store: StateStore | None = None,
     ):
         super().__init__(
             config.station_id,
@@ -119,6 +122,31 @@ class Station(CsmsRequests, OcppPeer):
         self.station_inoperative_scheduled = False
         # Reset(OnIdle) received while charging: reboot when the last transaction ends.
         self.reset_scheduled = False
+        # Saves export_state() durably; awaited around every transaction message so a
+        # station restarted elsewhere neither loses nor repeats one.
+        self.state_store = state_store
+        if state:
+            self.restore_state(state)
+
+    # -- surviving a restart ----------------------------------------------------------
+
+    def export_state(self) -> dict:
+        return {
+            "evses": {str(evse.id): evse.export_state() for evse in self.evses.values()},
+            "outbox": self.outbox.snapshot(),
+        }
+
+    def restore_state(self, state: dict) -> None:
+        """Resume after the process died: queued messages first, then the cut sessions end."""
+        self.outbox = Outbox(state.get("outbox", []))
+        for evse_id, evse_state in state.get("evses", {}).items():
+            evse = self.evses.get(int(evse_id))
+            if evse is not None:
+                evse.restore_state(evse_state)
+
+    async def save_state(self) -> None:
+        if self.state_store is not None:
+            await self.state_store(self.config.station_id, self.export_state())
 
     # -- events out ------------------------------------------------------------------
 
@@ -222,6 +250,7 @@ class Station(CsmsRequests, OcppPeer):
         self.online = True
         self.emit("online", {"boot_status": self.boot_status})
         await self._send_changed_statuses()
+        self.outbox.on_delivered = self.save_state
         await asyncio.gather(
             self._heartbeat_loop(),
             self.outbox.deliver(self._deliver, attempts=self._attempts, interval=self._interval),
@@ -312,6 +341,7 @@ class Station(CsmsRequests, OcppPeer):
         )
 
     async def _deliver(self, message: Message) -> None:
+        await self.save_state()
         response = await self.call_action(message.action, message.payload)
         if message.action == "TransactionEvent":
             evse = self.evses.get(message.payload.get("evse", {}).get("id"))
