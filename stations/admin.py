@@ -1,0 +1,375 @@
+from __future__ import annotations
+
+from functools import cache
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpResponseRedirect
+from django.template import engines
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from .forms import (
+    SECRET_FIELDS,
+    ConnectorInlineFormSet,
+    CreateStationsForm,
+    EvseInlineFormSet,
+    StationForm,
+    StationTemplateForm,
+    clear_field_name,
+)
+from .models import Connector, DeviceModelValue, Evse, Station, StationTemplate
+
+
+def _secret_status(obj, name: str) -> str:
+    return "Set" if obj is not None and getattr(obj, name) else "Not set"
+
+
+class SecretFieldsAdminMixin:
+    """Lays out the write-only password and private key.
+
+    Editors get an empty input plus a "remove" checkbox; view-only users get "Set" or
+    "Not set", because read-only admin fields would otherwise print the stored value.
+    """
+
+    readonly_fields = ("password_status", "client_key_status")
+
+    @admin.display(description="password")
+    def password_status(self, obj):
+        return _secret_status(obj, "password")
+
+    @admin.display(description="client private key")
+    def client_key_status(self, obj):
+        return _secret_status(obj, "client_key")
+
+    def _can_edit(self, request, obj) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.has_change_permission(request, obj)
+
+    def with_secret_fields(self, request, obj, fields: list[str]) -> list[str]:
+        can_edit = self._can_edit(request, obj)
+        result = []
+        for name in fields:
+            if name not in SECRET_FIELDS:
+                result.append(name)
+            elif not can_edit:
+                result.append(f"{name}_status")
+            else:
+                result.append(name)
+                if obj is not None and getattr(obj, name):
+                    result.append(clear_field_name(name))
+        return result
+
+
+class AtLeastOneInline(admin.TabularInline):
+    min_num = 1
+    extra = 0
+
+    def get_formset(self, request, obj=None, **kwargs):
+        # The admin does not pass validate_min on from the inline's attributes, and without
+        # it min_num only decides how many blank forms are shown.
+        return super().get_formset(request, obj, validate_min=True, **kwargs)
+
+
+class EvseInline(AtLeastOneInline):
+    model = Evse
+    formset = EvseInlineFormSet
+    fields = ["evse_id", "max_power_kw", "phases", "voltage", "connector_summary"]
+    readonly_fields = ["connector_summary"]
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("connectors")
+
+    @admin.display(description="connectors")
+    def connector_summary(self, obj):
+        if obj is None or obj.pk is None:
+            return "One cType2 connector; edit it after saving."
+        connectors = format_html_join(
+            ", ", "{}: {}", ((c.connector_id, c.connector_type) for c in obj.connectors.all())
+        )
+        url = reverse("admin:stations_evse_change", args=[obj.pk])
+        return format_html('{} (<a href="{}">edit</a>)', connectors or "none", url)
+
+
+class DeviceModelValueInline(admin.TabularInline):
+    model = DeviceModelValue
+    fields = ["key", "shown_value", "updated_at"]
+    readonly_fields = fields
+    extra = 0
+    verbose_name_plural = "device-model values changed by the CSMS"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="value")
+    def shown_value(self, obj):
+        # BasicAuthPassword is write-only in OCPP; keep it out of the page like the password.
+        if "password" in obj.key.lower():
+            return "•••••• (hidden)"
+        return obj.value
+
+
+@admin.register(Station)
+class StationAdmin(SecretFieldsAdminMixin, admin.ModelAdmin):
+    form = StationForm
+    list_display = [
+        "station_id",
+        "csms_url",
+        "security_profile",
+        "enabled",
+        "online",
+        "evse_count",
+    ]
+    list_filter = ["enabled", "online", "security_profile", "boot_status", "template"]
+    search_fields = ["station_id"]
+    list_per_page = 100
+    readonly_fields = (
+        *SecretFieldsAdminMixin.readonly_fields,
+        "online",
+        "boot_status",
+        "last_seen",
+        "created_at",
+    )
+    inlines = [EvseInline, DeviceModelValueInline]
+
+    def get_fieldsets(self, request, obj=None):
+        connection = self.with_secret_fields(
+            request,
+            obj,
+            ["csms_url", "security_profile", "password", "ca_cert", "client_cert", "client_key"],
+        )
+        fieldsets = [
+            (None, {"fields": ["station_id", "enabled", "template"]}),
+            ("Connection to the CSMS", {"fields": connection}),
+            (
+                "Reported in BootNotification",
+                {"fields": ["vendor", "model", "serial_number", "firmware_version"]},
+            ),
+        ]
+        if obj is not None:
+            fieldsets.append(
+                ("Runtime state", {"fields": ["online", "boot_status", "last_seen", "created_at"]})
+            )
+        return fieldsets
+
+    def get_inlines(self, request, obj):
+        # A new station has no device-model values yet.
+        return self.inlines if obj is not None else [EvseInline]
+
+    def get_queryset(self, request):
+        # A correlated subquery is only evaluated for the rows on the page, unlike a
+        # GROUP BY over the whole fleet.
+        evses = (
+            Evse.objects.filter(station=OuterRef("pk"))
+            .order_by()
+            .values("station")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(evse_count=Coalesce(Subquery(evses, output_field=IntegerField()), 0))
+        )
+
+    @admin.display(description="EVSEs", ordering="evse_count")
+    def evse_count(self, obj):
+        return obj.evse_count
+
+
+class ConnectorInline(AtLeastOneInline):
+    model = Connector
+    formset = ConnectorInlineFormSet
+    fields = ["connector_id", "connector_type", "max_power_kw"]
+
+
+@admin.register(Evse)
+class EvseAdmin(admin.ModelAdmin):
+    """Edits one EVSE's connectors; EVSEs are added and removed on their station's page."""
+
+    list_display = ["__str__", "station", "evse_id", "max_power_kw", "phases", "voltage"]
+    list_select_related = ["station"]
+    search_fields = ["station__station_id"]
+    fields = ["station_link", "evse_id", "max_power_kw", "phases", "voltage"]
+    # Renumbering happens on the station page, where the formset checks for clashes.
+    readonly_fields = ["station_link", "evse_id"]
+    inlines = [ConnectorInline]
+
+    def get_model_perms(self, request):
+        # Keeps EVSEs off the admin index; they are reached from their station.
+        return {}
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="station")
+    def station_link(self, obj):
+        url = reverse("admin:stations_station_change", args=[obj.station_id])
+        return format_html('<a href="{}">{}</a>', url, obj.station)
+
+    def response_change(self, request, obj):
+        if "_continue" in request.POST:
+            return super().response_change(request, obj)
+        self.message_user(request, f"Saved {obj}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:stations_station_change", args=[obj.station_id]))
+
+
+_CREATE_STATIONS_PAGE = """
+{% extends "admin/base_site.html" %}
+{% load admin_urls %}
+{% block title %}Create stations from {{ template }} | {{ site_title }}{% endblock %}
+{% block breadcrumbs %}
+<div class="breadcrumbs">
+<a href="{% url 'admin:index' %}">Home</a>
+&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">
+{{ opts.app_config.verbose_name }}</a>
+&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">
+{{ opts.verbose_name_plural|capfirst }}</a>
+&rsaquo; Create stations from {{ template }}
+</div>
+{% endblock %}
+{% block content %}
+<p>Each station gets an id from the pattern <code>{{ template.id_pattern }}</code>
+(the first one is <code>{{ first_id }}</code>), {{ template.evse_count }}
+EVSE{{ template.evse_count|pluralize }} with {{ template.connectors_per_evse }}
+{{ template.connector_type }} connector{{ template.connectors_per_evse|pluralize }} each, and
+the template's connection settings. Nothing is created if any of the ids already exists.</p>
+<form method="post">{% csrf_token %}
+{{ form.non_field_errors }}
+<fieldset class="module aligned">
+{% for field in form %}
+<div class="form-row{% if field.errors %} errors{% endif %}">
+{{ field.errors }}
+<div class="flex-container">{{ field.label_tag }} {{ field }}</div>
+<div class="help" id="{{ field.auto_id }}_helptext">{{ field.help_text }}</div>
+</div>
+{% endfor %}
+</fieldset>
+<input type="hidden" name="action" value="create_stations">
+<input type="hidden" name="{{ action_checkbox_name }}" value="{{ template.pk }}">
+<div class="submit-row">
+<input type="submit" name="apply" value="Create stations" class="default">
+<a href="{% url opts|admin_urlname:'changelist' %}" class="closelink">Cancel</a>
+</div>
+</form>
+{% endblock %}
+"""
+
+
+@cache
+def _create_stations_page():
+    return engines["django"].from_string(_CREATE_STATIONS_PAGE)
+
+
+@admin.register(StationTemplate)
+class StationTemplateAdmin(SecretFieldsAdminMixin, admin.ModelAdmin):
+    form = StationTemplateForm
+    list_display = [
+        "name",
+        "id_pattern",
+        "csms_url",
+        "security_profile",
+        "evse_count",
+        "connectors_per_evse",
+        "station_count",
+    ]
+    search_fields = ["name"]
+    actions = ["create_stations"]
+
+    def get_fieldsets(self, request, obj=None):
+        connection = self.with_secret_fields(
+            request,
+            obj,
+            ["csms_url", "security_profile", "password", "ca_cert", "client_cert", "client_key"],
+        )
+        return [
+            (None, {"fields": ["name", "id_pattern"]}),
+            ("Connection to the CSMS", {"fields": connection}),
+            ("Reported in BootNotification", {"fields": ["vendor", "model", "firmware_version"]}),
+            (
+                "EVSEs and connectors",
+                {
+                    "fields": [
+                        "evse_count",
+                        "connectors_per_evse",
+                        "connector_type",
+                        "max_power_kw",
+                    ]
+                },
+            ),
+        ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(station_count=Count("stations"))
+
+    @admin.display(description="stations", ordering="station_count")
+    def station_count(self, obj):
+        return obj.station_count
+
+    def has_create_stations_permission(self, request):
+        return all(
+            request.user.has_perm(f"stations.add_{model}")
+            for model in ("station", "evse", "connector")
+        )
+
+    @admin.action(description="Create stations from this template", permissions=["create_stations"])
+    def create_stations(self, request, queryset):
+        templates = list(queryset[:2])
+        if len(templates) != 1:
+            self.message_user(
+                request, "Select exactly one template to create stations from.", messages.WARNING
+            )
+            return None
+        template = templates[0]
+
+        if "apply" in request.POST:
+            form = CreateStationsForm(request.POST)
+            if form.is_valid():
+                try:
+                    created = template.create_stations(
+                        form.cleaned_data["count"], start=form.cleaned_data["start"]
+                    )
+                except ValidationError as e:
+                    for message in e.messages:
+                        self.message_user(request, message, messages.ERROR)
+                else:
+                    self.message_user(
+                        request,
+                        f"Created {created:,} stations from “{template}”.",
+                        messages.SUCCESS,
+                    )
+                    url = reverse("admin:stations_station_changelist")
+                    return HttpResponseRedirect(f"{url}?template__id__exact={template.pk}")
+        else:
+            form = CreateStationsForm(initial={"start": template.stations.count() + 1})
+
+        start = form["start"].value()
+        try:
+            first_id = template.station_id_for(int(start))
+        except (TypeError, ValueError):
+            first_id = template.station_id_for(1)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Create stations from {template}",
+            "opts": self.opts,
+            "template": template,
+            "form": form,
+            "first_id": first_id,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, _create_stations_page(), context)

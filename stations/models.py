@@ -1,0 +1,623 @@
+"""Stations as configured in the admin, and the values their CSMS changed at runtime."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ipaddress
+import re
+import string
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, MinLengthValidator, MinValueValidator
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q
+
+# OCPP 2.0.1 ChargingStationType limits, so BootNotification never fails schema validation.
+VENDOR_MAX = 50
+MODEL_MAX = 20
+SERIAL_MAX = 25
+FIRMWARE_MAX = 50
+
+STATION_ID_MAX = 36
+PASSWORD_MIN = 16
+PASSWORD_MAX = 40
+MAX_STATIONS_PER_BATCH = 100_000
+
+
+class SecurityProfile(models.IntegerChoices):
+    NONE = 0, "0 – No security"
+    BASIC_AUTH = 1, "1 – Basic auth"
+    TLS_BASIC_AUTH = 2, "2 – TLS + Basic auth"
+    TLS_CLIENT_CERT = 3, "3 – TLS + client certificate"
+
+
+class ConnectorType(models.TextChoices):
+    # The OCPP 2.0.1 schema's ConnectorEnumType. The ocpp library's enum also has 2.1
+    # values (cChaoJi, cGBT, OppCharge) that a 2.0.1 CSMS would reject.
+    C_CCS1 = "cCCS1", "cCCS1 – CCS Combo 1 (cable)"
+    C_CCS2 = "cCCS2", "cCCS2 – CCS Combo 2 (cable)"
+    C_G105 = "cG105", "cG105 – CHAdeMO (cable)"
+    C_TESLA = "cTesla", "cTesla – Tesla (cable)"
+    C_TYPE1 = "cType1", "cType1 – Type 1 / J1772 (cable)"
+    C_TYPE2 = "cType2", "cType2 – Type 2 (cable)"
+    S309_1P_16A = "s309-1P-16A", "s309-1P-16A – IEC 60309 1-phase 16 A socket"
+    S309_1P_32A = "s309-1P-32A", "s309-1P-32A – IEC 60309 1-phase 32 A socket"
+    S309_3P_16A = "s309-3P-16A", "s309-3P-16A – IEC 60309 3-phase 16 A socket"
+    S309_3P_32A = "s309-3P-32A", "s309-3P-32A – IEC 60309 3-phase 32 A socket"
+    S_BS1361 = "sBS1361", "sBS1361 – UK domestic socket"
+    S_CEE_7_7 = "sCEE-7-7", "sCEE-7-7 – Schuko socket"
+    S_TYPE2 = "sType2", "sType2 – Type 2 socket"
+    S_TYPE3 = "sType3", "sType3 – Type 3 socket"
+    OTHER_1PH_MAX_16A = "Other1PhMax16A", "Other1PhMax16A – other 1-phase socket ≤ 16 A"
+    OTHER_1PH_OVER_16A = "Other1PhOver16A", "Other1PhOver16A – other 1-phase socket > 16 A"
+    OTHER_3PH = "Other3Ph", "Other3Ph – other 3-phase socket"
+    PAN = "Pan", "Pan – pantograph"
+    W_INDUCTIVE = "wInductive", "wInductive – wireless inductive"
+    W_RESONANT = "wResonant", "wResonant – wireless resonant"
+    UNDETERMINED = "Undetermined", "Undetermined"
+    UNKNOWN = "Unknown", "Unknown"
+
+
+class BootStatus(models.TextChoices):
+    NONE = "", "—"
+    ACCEPTED = "Accepted", "Accepted"
+    PENDING = "Pending", "Pending"
+    REJECTED = "Rejected", "Rejected"
+
+
+# --- validators -----------------------------------------------------------------------------
+
+# Printable ASCII without space, ":" (it separates user and password in Basic auth) and "/"
+# (the id is the last path segment of the websocket URL).
+_STATION_ID_RE = re.compile(rf"[!-.0-9;-~]{{1,{STATION_ID_MAX}}}")
+_HOST_LABEL_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def validate_station_id(value: str) -> None:
+    if not _STATION_ID_RE.fullmatch(value or ""):
+        raise ValidationError(
+            "Use 1-%(max)d printable ASCII characters without spaces, “:” or “/”.",
+            code="invalid_station_id",
+            params={"max": STATION_ID_MAX},
+        )
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return len(host) <= 253 and all(_HOST_LABEL_RE.fullmatch(label) for label in labels)
+
+
+def validate_csms_url(value: str) -> None:
+    def fail(reason: str):
+        raise ValidationError(
+            "Enter a ws:// or wss:// URL with a host, e.g. wss://csms.example.com/ocpp (%(r)s).",
+            code="invalid_csms_url",
+            params={"r": reason},
+        )
+
+    if not value or any(ch.isspace() for ch in value):
+        fail("no spaces allowed")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        fail("the host is not a valid name or IP address")
+    if parts.scheme.lower() not in ("ws", "wss"):
+        fail("the scheme must be ws or wss")
+    if not parts.hostname:
+        fail("the host is missing")
+    if "@" in parts.netloc:
+        # Credentials travel in the Basic auth header, never in the URL.
+        fail("no user or password in the URL")
+    if not _valid_host(parts.hostname):
+        fail("the host is not a valid name or IP address")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed or out-of-range port
+    except ValueError:
+        fail("the port is invalid")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        # The engine appends "/<station id>" to the URL; a query would swallow it.
+        fail("no query string or fragment")
+
+
+def validate_password_string(value: str) -> None:
+    if value and not (PASSWORD_MIN <= len(value) <= PASSWORD_MAX):
+        raise ValidationError(
+            "The OCPP Basic auth password must be %(min)d-%(max)d characters long.",
+            code="invalid_password_length",
+            params={"min": PASSWORD_MIN, "max": PASSWORD_MAX},
+        )
+    if value and not value.isprintable():
+        raise ValidationError("The password contains control characters.", code="invalid")
+
+
+_PEM_BLOCK_RE = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n?(.*?)-----END ([A-Z0-9 ]+)-----", re.DOTALL
+)
+PRIVATE_KEY_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY")
+
+
+def parse_pem(text: str) -> list[tuple[str, bytes]]:
+    """The (label, DER bytes) of each PEM block; ValueError when the text is not valid PEM.
+
+    Text between blocks is allowed (RFC 7468 explanatory text, as in CA bundles).
+    """
+    blocks = []
+    for match in _PEM_BLOCK_RE.finditer(text):
+        begin, body, end = match.groups()
+        if begin != end:
+            raise ValueError(f"“BEGIN {begin}” is closed by “END {end}”")
+        if ":" in body:
+            raise ValueError("encrypted (Proc-Type) PEM blocks are not supported")
+        try:
+            der = base64.b64decode("".join(body.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the {begin} block is not valid base64") from None
+        # Every certificate and key is a DER SEQUENCE.
+        if not der or der[0] != 0x30:
+            raise ValueError(f"the {begin} block does not hold DER data")
+        blocks.append((begin, der))
+    if not blocks:
+        raise ValueError("no “-----BEGIN …-----” block found")
+    if text.count("-----BEGIN ") != len(blocks):
+        raise ValueError("a “-----BEGIN …-----” line has no matching END line")
+    return blocks
+
+
+def validate_certificate_pem(value: str) -> None:
+    if not value:
+        return
+    try:
+        blocks = parse_pem(value)
+    except ValueError as e:
+        raise ValidationError("Malformed PEM: %(e)s.", code="invalid_pem", params={"e": e}) from e
+    labels = {label for label, _ in blocks}
+    if labels != {"CERTIFICATE"}:
+        raise ValidationError(
+            "Expected only “-----BEGIN CERTIFICATE-----” blocks, found %(labels)s.",
+            code="invalid_pem",
+            params={"labels": ", ".join(sorted(labels))},
+        )
+
+
+def validate_private_key_pem(value: str) -> None:
+    if not value:
+        return
+    try:
+        blocks = parse_pem(value)
+    except ValueError as e:
+        raise ValidationError("Malformed PEM: %(e)s.", code="invalid_pem", params={"e": e}) from e
+    if blocks[0][0] == "ENCRYPTED PRIVATE KEY":
+        raise ValidationError(
+            "Encrypted private keys are not supported; store the key without a passphrase.",
+            code="invalid_pem",
+        )
+    if len(blocks) != 1 or blocks[0][0] not in PRIVATE_KEY_LABELS:
+        raise ValidationError(
+            "Expected a single “-----BEGIN PRIVATE KEY-----” block.", code="invalid_pem"
+        )
+
+
+def validate_id_pattern(value: str) -> None:
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as e:
+        raise ValidationError(
+            "Invalid format string: %(e)s.", code="invalid_pattern", params={"e": e}
+        ) from e
+    if not fields or set(fields) != {"n"}:
+        raise ValidationError(
+            "Use exactly one kind of placeholder, {n}, e.g. “CS-{n:05d}”.",
+            code="invalid_pattern",
+        )
+    try:
+        sample = value.format(n=1)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as e:
+        raise ValidationError(
+            "The pattern cannot format a number: %(e)s.", code="invalid_pattern", params={"e": e}
+        ) from e
+    if sample == value.format(n=2):
+        raise ValidationError("Different numbers must give different ids.", code="invalid_pattern")
+    try:
+        validate_station_id(sample)
+    except ValidationError:
+        raise ValidationError(
+            "The pattern gives “%(id)s”, which is not a valid station id.",
+            code="invalid_pattern",
+            params={"id": sample},
+        ) from None
+
+
+def validate_positive(value) -> None:
+    if value is not None and value <= 0:
+        raise ValidationError("Must be greater than zero.", code="not_positive")
+
+
+def serial_number_for(station_id: str) -> str:
+    """A serial number derived from the station id, within OCPP's 25 characters."""
+    serial = f"SN-{station_id}"
+    if len(serial) <= SERIAL_MAX:
+        return serial
+    return "SN-" + hashlib.blake2b(station_id.encode(), digest_size=11).hexdigest()
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _max_params() -> int:
+    # SQLite builds differ in how many bound variables a query may have; stay below any.
+    return min(connection.features.max_query_params or 10_000, 10_000) - 10
+
+
+def _describe_ids(ids: list[str], shown: int = 10) -> str:
+    text = ", ".join(ids[:shown])
+    if len(ids) > shown:
+        text += f" and {len(ids) - shown:,} more"
+    return text
+
+
+# --- connection settings shared by stations and templates ----------------------------------
+
+
+class ConnectionSettings(models.Model):
+    csms_url = models.CharField(
+        "CSMS URL",
+        max_length=500,
+        validators=[validate_csms_url],
+        help_text="The CSMS websocket endpoint; the station id is appended as the last "
+        "path segment. Profiles 2 and 3 need wss://.",
+    )
+    security_profile = models.PositiveSmallIntegerField(
+        choices=SecurityProfile.choices, default=SecurityProfile.NONE
+    )
+    password = models.CharField(
+        max_length=PASSWORD_MAX,
+        blank=True,
+        validators=[validate_password_string],
+        help_text=f"Basic auth password, {PASSWORD_MIN}-{PASSWORD_MAX} characters; "
+        "needed for profiles 1 and 2.",
+    )
+    ca_cert = models.TextField(
+        "CA certificates",
+        blank=True,
+        validators=[validate_certificate_pem],
+        help_text="PEM bundle used to verify the CSMS for profiles 2 and 3; "
+        "blank uses the system trust store.",
+    )
+    client_cert = models.TextField(
+        "client certificate",
+        blank=True,
+        validators=[validate_certificate_pem],
+        help_text="PEM certificate (and chain) the station presents; needed for profile 3.",
+    )
+    client_key = models.TextField(
+        "client private key",
+        blank=True,
+        validators=[validate_private_key_pem],
+        help_text="Unencrypted PEM private key of the client certificate; needed for profile 3.",
+    )
+    vendor = models.CharField(max_length=VENDOR_MAX, default="OpenFleet")
+    model = models.CharField(max_length=MODEL_MAX, default="SimCharger")
+    firmware_version = models.CharField(max_length=FIRMWARE_MAX, default="1.0.0")
+
+    class Meta:
+        abstract = True
+
+    def clean(self):
+        super().clean()
+        errors: dict[str, list[str]] = {}
+        profile = self.security_profile
+        url = (self.csms_url or "").lower()
+        uses_tls = profile in (SecurityProfile.TLS_BASIC_AUTH, SecurityProfile.TLS_CLIENT_CERT)
+        uses_basic_auth = profile in (SecurityProfile.BASIC_AUTH, SecurityProfile.TLS_BASIC_AUTH)
+        if uses_tls and url.startswith("ws://"):
+            errors.setdefault("csms_url", []).append(
+                f"Security profile {profile} uses TLS: the URL must start with wss://."
+            )
+        if uses_basic_auth and not self.password:
+            errors.setdefault("password", []).append(
+                f"Security profile {profile} uses Basic auth: set a password."
+            )
+        if profile == SecurityProfile.TLS_CLIENT_CERT:
+            if not self.client_cert:
+                errors.setdefault("client_cert", []).append(
+                    "Security profile 3 needs a client certificate."
+                )
+            if not self.client_key:
+                errors.setdefault("client_key", []).append(
+                    "Security profile 3 needs the client certificate's private key."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+
+class StationTemplate(ConnectionSettings):
+    name = models.CharField(max_length=100, unique=True)
+    id_pattern = models.CharField(
+        "id pattern",
+        max_length=60,
+        default="CS-{n:05d}",
+        validators=[validate_id_pattern],
+        help_text="Python format string with the station number as {n}, e.g. CS-{n:05d}.",
+    )
+    evse_count = models.PositiveSmallIntegerField(
+        "EVSEs per station", default=1, validators=[MinValueValidator(1)]
+    )
+    connectors_per_evse = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)]
+    )
+    connector_type = models.CharField(
+        max_length=20, choices=ConnectorType.choices, default=ConnectorType.C_TYPE2
+    )
+    max_power_kw = models.DecimalField(
+        "max power per EVSE (kW)",
+        max_digits=7,
+        decimal_places=2,
+        default=Decimal("22"),
+        validators=[validate_positive],
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(evse_count__gte=1), name="template_evse_count_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(connectors_per_evse__gte=1), name="template_connectors_gte_1"
+            ),
+            models.CheckConstraint(condition=Q(max_power_kw__gt=0), name="template_power_gt_0"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def station_id_for(self, n: int) -> str:
+        return self.id_pattern.format(n=n)
+
+    def create_stations(self, count: int, start: int = 1) -> int:
+        """Create `count` stations numbered from `start`, with EVSEs and connectors.
+
+        All or nothing: raises ValidationError, creating nothing, when an id is invalid
+        or already taken.
+        """
+        if not 1 <= count <= MAX_STATIONS_PER_BATCH:
+            raise ValidationError(
+                "The number of stations must be between 1 and %(max)s.",
+                code="invalid_count",
+                params={"max": f"{MAX_STATIONS_PER_BATCH:,}"},
+            )
+        if start < 0:
+            raise ValidationError("The start number cannot be negative.", code="invalid_start")
+        self.full_clean(validate_unique=False, validate_constraints=False)
+
+        ids = [self.station_id_for(n) for n in range(start, start + count)]
+        invalid = [i for i in ids if not _STATION_ID_RE.fullmatch(i)]
+        if invalid:
+            raise ValidationError(
+                "The pattern gives invalid station ids: %(ids)s.",
+                code="invalid_station_id",
+                params={"ids": _describe_ids(invalid)},
+            )
+        if len(set(ids)) != len(ids):
+            raise ValidationError("The pattern gives the same id twice.", code="duplicate_ids")
+
+        try:
+            with transaction.atomic():
+                self._check_free(ids)
+                self._bulk_create(ids)
+        except IntegrityError:
+            # Someone else created one of these ids between the check and the insert.
+            self._check_free(ids)
+            raise
+        return count
+
+    def _check_free(self, ids: list[str]) -> None:
+        taken: list[str] = []
+        for chunk in _chunks(ids, _max_params()):
+            rows = Station.objects.filter(station_id__in=chunk).values_list("station_id", flat=True)
+            taken.extend(rows)
+        if taken:
+            taken.sort()
+            raise ValidationError(
+                "These station ids already exist: %(ids)s. Nothing was created.",
+                code="station_id_taken",
+                params={"ids": _describe_ids(taken)},
+            )
+
+    def _bulk_create(self, ids: list[str]) -> None:
+        stations = Station.objects.bulk_create(
+            [
+                Station(
+                    station_id=station_id,
+                    serial_number=serial_number_for(station_id),
+                    template=self,
+                    csms_url=self.csms_url,
+                    security_profile=self.security_profile,
+                    password=self.password,
+                    ca_cert=self.ca_cert,
+                    client_cert=self.client_cert,
+                    client_key=self.client_key,
+                    vendor=self.vendor,
+                    model=self.model,
+                    firmware_version=self.firmware_version,
+                )
+                for station_id in ids
+            ]
+        )
+        if any(s.pk is None for s in stations):
+            # Backends that cannot return ids from a bulk insert.
+            pks = {}
+            for chunk in _chunks(ids, _max_params()):
+                rows = Station.objects.filter(station_id__in=chunk).values_list("station_id", "pk")
+                pks.update(rows)
+            for s in stations:
+                s.pk = pks[s.station_id]
+
+        evses = Evse.objects.bulk_create(
+            [
+                Evse(station=s, evse_id=evse_id, max_power_kw=self.max_power_kw)
+                for s in stations
+                for evse_id in range(1, self.evse_count + 1)
+            ]
+        )
+        if any(e.pk is None for e in evses):
+            station_pks = [s.pk for s in stations]
+            pks = {}
+            for chunk in _chunks(station_pks, _max_params()):
+                rows = Evse.objects.filter(station_id__in=chunk).values_list(
+                    "station_id", "evse_id", "pk"
+                )
+                pks.update({(st, ev): pk for st, ev, pk in rows})
+            for e in evses:
+                e.pk = pks[(e.station_id, e.evse_id)]
+
+        Connector.objects.bulk_create(
+            [
+                Connector(evse=e, connector_id=connector_id, connector_type=self.connector_type)
+                for e in evses
+                for connector_id in range(1, self.connectors_per_evse + 1)
+            ]
+        )
+
+
+class Station(ConnectionSettings):
+    station_id = models.CharField(
+        "station id",
+        max_length=STATION_ID_MAX,
+        unique=True,
+        validators=[validate_station_id],
+        help_text=f"The OCPP identity: 1-{STATION_ID_MAX} printable ASCII characters "
+        "without spaces, “:” or “/”.",
+    )
+    serial_number = models.CharField(max_length=SERIAL_MAX, blank=True)
+    enabled = models.BooleanField(
+        default=True, help_text="Disabled stations are not started by the engine."
+    )
+    template = models.ForeignKey(
+        StationTemplate,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="stations",
+        help_text="The template the station was created from, if any.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Reported by the engine.
+    online = models.BooleanField(default=False)
+    boot_status = models.CharField(
+        max_length=8, choices=BootStatus.choices, default=BootStatus.NONE, blank=True
+    )
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["station_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(security_profile__in=SecurityProfile.values),
+                name="station_security_profile_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.station_id
+
+
+class Evse(models.Model):
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="evses")
+    evse_id = models.PositiveIntegerField("EVSE id", validators=[MinValueValidator(1)])
+    max_power_kw = models.DecimalField(
+        "max power (kW)",
+        max_digits=7,
+        decimal_places=2,
+        default=Decimal("22"),
+        validators=[validate_positive],
+    )
+    phases = models.PositiveSmallIntegerField(choices=[(1, "1"), (3, "3")], default=3)
+    voltage = models.PositiveSmallIntegerField(
+        "voltage per phase (V)", default=230, validators=[MinValueValidator(1)]
+    )
+
+    class Meta:
+        verbose_name = "EVSE"
+        verbose_name_plural = "EVSEs"
+        ordering = ["station", "evse_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "evse_id"], name="unique_evse_per_station"),
+            models.CheckConstraint(condition=Q(evse_id__gte=1), name="evse_id_gte_1"),
+            models.CheckConstraint(condition=Q(max_power_kw__gt=0), name="evse_power_gt_0"),
+            models.CheckConstraint(condition=Q(phases__in=[1, 3]), name="evse_phases_1_or_3"),
+            models.CheckConstraint(condition=Q(voltage__gt=0), name="evse_voltage_gt_0"),
+        ]
+
+    def __str__(self):
+        return f"{self.station} / EVSE {self.evse_id}"
+
+
+class Connector(models.Model):
+    evse = models.ForeignKey(Evse, on_delete=models.CASCADE, related_name="connectors")
+    connector_id = models.PositiveIntegerField("connector id", validators=[MinValueValidator(1)])
+    connector_type = models.CharField(
+        max_length=20, choices=ConnectorType.choices, default=ConnectorType.C_TYPE2
+    )
+    max_power_kw = models.DecimalField(
+        "max power (kW)",
+        max_digits=7,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[validate_positive],
+        help_text="Blank: limited by the EVSE only.",
+    )
+
+    class Meta:
+        ordering = ["evse", "connector_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["evse", "connector_id"], name="unique_connector_per_evse"
+            ),
+            models.CheckConstraint(condition=Q(connector_id__gte=1), name="connector_id_gte_1"),
+            models.CheckConstraint(
+                condition=Q(max_power_kw__isnull=True) | Q(max_power_kw__gt=0),
+                name="connector_power_gt_0",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Connector {self.connector_id} ({self.connector_type})"
+
+
+class DeviceModelValue(models.Model):
+    """A device-model value the CSMS changed, given back to the engine when it starts."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="variable_values")
+    key = models.CharField(
+        max_length=255,
+        validators=[MinLengthValidator(1)],
+        help_text="e.g. OCPPCommCtrlr/HeartbeatInterval/Actual",
+    )
+    # OCPP attribute values are at most 2500 characters (SetVariables allows 1000).
+    value = models.TextField(blank=True, validators=[MaxLengthValidator(2500)])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "device-model value"
+        ordering = ["station", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["station", "key"], name="unique_variable_per_station"),
+        ]
+
+    def __str__(self):
+        # Without the value: BasicAuthPassword is stored here and __str__ ends up in pages.
+        return self.key
