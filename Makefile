@@ -14,7 +14,8 @@ install: $(BIN)/python
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py runstations
+	$(BIN)/python manage.py setupdemo
+	$(BIN)/python manage.py runstations --sandbox 9000
 
 test: install
 	$(BIN)/ruff check .

@@ -187,7 +187,7 @@ class Station(CsmsRequests, OcppPeer):
                 failures += 1
                 self.emit("connection", {"online": False, "error": exc.reason,
                                          "detail": exc.detail, "status": exc.status})
-                LOGGER.info("%s: cannot connect (%s)", self.id, exc)
+                LOGGER.debug("%s: cannot connect (%s)", self.id, exc)
                 await self._pause(self._backoff(failures))
                 continue
             failures = 0
@@ -238,7 +238,7 @@ class Station(CsmsRequests, OcppPeer):
             await ws.close()
             await asyncio.gather(reader, main, ender, return_exceptions=True)
             self.emit("connection", {"online": False})
-            LOGGER.info("%s: disconnected", self.id)
+            LOGGER.debug("%s: disconnected", self.id)
 
     async def _read(self) -> None:
         with contextlib.suppress(ConnectionClosed):
