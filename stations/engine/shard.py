@@ -5,25 +5,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from .config import StationConfig
-from .station import EventSink, Station
+from .station import EventSink, StateStore, Station
 
 LOGGER = logging.getLogger(__name__)
 
 
 class Shard:
-    def __init__(self, sink: EventSink | None = None, *, ramp_per_second: float = 50.0):
+    def __init__(
+        self,
+        sink: EventSink | None = None,
+        *,
+        ramp_per_second: float = 50.0,
+        state_store: StateStore | None = None,
+        frame_hook=None,
+    ):
         self.sink = sink
+        self.state_store = state_store
+        # Called as frame_hook(station_id, direction, type_id, unique_id, action, payload,
+        # latency_ms) for every frame of every station; None costs nothing.
+        self.frame_hook = frame_hook
         # Opening thousands of connections at once looks like an attack to a CSMS; a real
         # fleet comes back after a power cut at some rate too.
         self.ramp_per_second = ramp_per_second
         self.stations: dict[str, Station] = {}
         self._tasks: dict[str, asyncio.Task] = {}
 
-    async def start(self, configs: Iterable[StationConfig]) -> None:
-        """Start stations, spacing them out at `ramp_per_second`."""
+    async def start(
+        self, configs: Iterable[StationConfig], prepare: Callable[[Station], None] | None = None,
+        states: dict[str, dict] | None = None,
+    ) -> None:
+        """Start stations, spacing them out at `ramp_per_second`.
+
+        `states` holds saved engine states to resume from; `prepare` sets a new station up
+        (desired EV, faults, offline) before it first connects.
+        """
         loop = asyncio.get_running_loop()
         began = loop.time()
         for index, config in enumerate(configs):
@@ -32,13 +51,22 @@ class Shard:
                 delay = due - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            self.add(config)
+            if config.station_id in self.stations:
+                continue
+            station = self.add(config, (states or {}).get(config.station_id), run=False)
+            if prepare is not None:
+                prepare(station)
+            self._tasks[config.station_id] = asyncio.ensure_future(self._run(station))
 
-    def add(self, config: StationConfig) -> Station:
+    def add(self, config: StationConfig, state: dict | None = None, run: bool = True) -> Station:
         if config.station_id in self.stations:
             raise ValueError(f"{config.station_id} already runs in this shard")
-        station = Station(config, self.sink)
+        station = Station(config, self.sink, state=state, state_store=self.state_store)
+        if self.frame_hook is not None:
+            station.frame_hook = partial(self.frame_hook, config.station_id)
         self.stations[config.station_id] = station
+        if not run:
+            return station
         self._tasks[config.station_id] = asyncio.ensure_future(self._run(station))
         return station
 

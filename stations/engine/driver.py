@@ -1,0 +1,149 @@
+"""What a driver or technician does at a station: plug in, present a card, fault, reboot.
+
+Each action returns an Outcome, so whoever asked (a dashboard button, a load-test
+scenario, a test) learns whether it was done and, if not, why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from .protocol import CallErrorReceived, ProtocolViolation
+
+if TYPE_CHECKING:
+    from .evse import Evse
+
+LOGGER = logging.getLogger(__name__)
+
+CALL_FAILURES = (CallErrorReceived, ProtocolViolation, asyncio.TimeoutError)
+# Reset(Immediate) waits this long for Ended events to go out before rebooting.
+RESET_FLUSH_S = 10.0
+
+
+@dataclass
+class Outcome:
+    """The answer to a driver or technician action: done, or rejected and why."""
+
+    ok: bool
+    status: str
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class DriverActions:
+    """Mixin for Station: the actions of people at the station."""
+
+    def _evse(self, evse_id: int) -> Evse:
+        try:
+            return self.evses[evse_id]
+        except KeyError:
+            raise LookupError(f"{self.id} has no EVSE {evse_id}") from None
+
+    def _done(self, problem: str | None) -> Outcome:
+        return Outcome(False, "Rejected", problem) if problem else Outcome(True, "Accepted")
+
+    async def plug_in(self, evse_id: int, connector_id: int | None = None) -> Outcome:
+        return self._done(self._evse(evse_id).plug_in(connector_id))
+
+    async def unplug(self, evse_id: int) -> Outcome:
+        return self._done(self._evse(evse_id).unplug())
+
+    async def set_ev_drawing(self, evse_id: int, drawing: bool) -> Outcome:
+        return self._done(self._evse(evse_id).set_ev_drawing(drawing))
+
+    async def set_fault(self, evse_id: int, faulted: bool) -> Outcome:
+        self._evse(evse_id).set_fault(faulted)
+        return Outcome(True, "Accepted")
+
+    async def present_id_token(
+        self, evse_id: int, id_token: str, token_type: str = "ISO14443"
+    ) -> Outcome:
+        """C01/E03/E07: a driver holds a card to the reader of an EVSE."""
+        evse = self._evse(evse_id)
+        token = {"idToken": id_token, "type": token_type}
+        if evse.id_token is not None:
+            if evse.id_token["idToken"] != id_token:
+                return Outcome(False, "Rejected", "EVSE is in use by another idToken")
+            # The same card again stops the session without asking the CSMS.
+            evse.deauthorize("StopAuthorized", "Local")
+            return Outcome(True, "Stopped")
+        if not evse.operative or not self.operative or evse.faulted:
+            return Outcome(False, "Rejected", "EVSE is not available")
+        status = await self.authorize(token)
+        if status != "Accepted":
+            return Outcome(False, status, "idToken not accepted")
+        evse.authorize(token, "Authorized")
+        return Outcome(True, "Accepted")
+
+    async def authorize(self, token: dict) -> str:
+        """The idTokenInfo status for `token`: from the CSMS, or the offline rules."""
+        dm = self.device_model
+        if not dm.get_bool("AuthCtrlr", "Enabled"):
+            return "Accepted"
+        if not self.online:
+            if dm.get_bool("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
+                return "Accepted"
+            return "Offline"
+        try:
+            response = await self.call_action("Authorize", {"idToken": token})
+        except ConnectionError:
+            return "Offline"
+        except CALL_FAILURES as exc:
+            LOGGER.warning("%s: Authorize failed: %s", self.id, exc)
+            return "Failed"
+        status = response["idTokenInfo"]["status"]
+        self.emit("authorize", {"id_token": token["idToken"], "status": status})
+        return status
+
+    async def start_charging(self, evse_id: int, id_token: str) -> Outcome:
+        """A driver plugs in (if not yet) and presents a card."""
+        evse = self._evse(evse_id)
+        if evse.id_token is not None and evse.id_token["idToken"] == id_token:
+            return Outcome(True, "Accepted", "already authorized")
+        if evse.plugged_connector is None:
+            problem = evse.plug_in()
+            if problem:
+                return Outcome(False, "Rejected", problem)
+        return await self.present_id_token(evse_id, id_token)
+
+    async def stop_charging(self, evse_id: int) -> Outcome:
+        evse = self._evse(evse_id)
+        if evse.id_token is None:
+            return Outcome(False, "Rejected", "nothing is authorized on this EVSE")
+        evse.deauthorize("StopAuthorized", "Local")
+        return Outcome(True, "Accepted")
+
+    def set_wanted_online(self, online: bool) -> None:
+        """Before the first connection: start connected or not."""
+        if online:
+            self._wanted_online.set()
+        else:
+            self._wanted_online.clear()
+
+    async def go_offline(self) -> Outcome:
+        self._wanted_online.clear()
+        self._session_end.set()
+        return Outcome(True, "Accepted")
+
+    async def go_online(self) -> Outcome:
+        self._wanted_online.set()
+        self._wake.set()
+        return Outcome(True, "Accepted")
+
+    async def reboot(self, reason: str = "LocalReset", flush: bool = False) -> Outcome:
+        """Restart the station; running transactions end first, as on a real reset."""
+        for evse in self.evses.values():
+            if evse.transaction is not None:
+                evse.deauthorize("ResetCommand", "ImmediateReset", end=True)
+        if flush and self.online:
+            deadline = asyncio.get_running_loop().time() + RESET_FLUSH_S
+            while len(self.outbox) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+        self._reboot_reason = reason
+        self._session_end.set()
+        return Outcome(True, "Accepted")
