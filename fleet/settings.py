@@ -111,3 +111,31 @@ LOGGING = {
         "websockets": {"level": "WARNING"},
     },
 }
+
+# -- the fleet runtime -----------------------------------------------------------------
+# "embedded": the engine runs inside the web process (no Redis); "distributed": Celery
+# engine workers run shards, coordinated through Redis.
+FLEET_MODE = env("FLEET_MODE", "distributed" if REDIS_URL else "embedded")
+FLEET_SHARD_SIZE = envint("FLEET_SHARD_SIZE", 2500)
+FLEET_RAMP_PER_SECOND = float(env("FLEET_RAMP_PER_SECOND", "200"))
+FLEET_PUBLISH_INTERVAL = float(env("FLEET_PUBLISH_INTERVAL", "0.3"))
+FLEET_LEASE_TTL = envint("FLEET_LEASE_TTL", 15)
+FLEET_RECONCILE_SECONDS = float(env("FLEET_RECONCILE_SECONDS", "5"))
+FLEET_STOP_TIMEOUT = float(env("FLEET_STOP_TIMEOUT", "10"))
+# OCPP frames kept in memory per station for the live log (the database keeps 200).
+FLEET_FRAMES_IN_MEMORY = envint("FLEET_FRAMES_IN_MEMORY", 20)
+FLEET_ENGINE_QUEUE = "engine"
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_LATE = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ROUTES = {
+    "stations.run_shard": {"queue": FLEET_ENGINE_QUEUE},
+    "stations.reconcile_shards": {"queue": "control"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-shards": {"task": "stations.reconcile_shards",
+                         "schedule": FLEET_RECONCILE_SECONDS},
+}

@@ -347,7 +347,15 @@ class Station(ConnectionSettings):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Desired state, written by stations.services; the engine follows it.
+    desired_online = models.BooleanField(
+        "connected", default=True, help_text="Off keeps the station disconnected from its CSMS."
+    )
+    # Which engine shard runs the station; assigned by stations.services.
+    shard = models.PositiveIntegerField(null=True, blank=True, db_index=True, editable=False)
+
     # Reported by the engine.
+    status = models.CharField(max_length=16, default="Offline", db_index=True, editable=False)
     online = models.BooleanField(default=False)
     boot_status = models.CharField(
         max_length=8, choices=BootStatus.choices, default=BootStatus.NONE, blank=True
@@ -381,6 +389,10 @@ class Evse(models.Model):
     voltage = models.PositiveSmallIntegerField(
         "voltage per phase (V)", default=230, validators=[MinValueValidator(1)]
     )
+    # Desired state of the things at the EVSE, written by stations.services.
+    ev_plugged = models.BooleanField("EV plugged in", default=False)
+    faulted = models.BooleanField(default=False)
+    ev_drawing = models.BooleanField("EV draws power", default=True)
 
     class Meta:
         verbose_name = "EVSE"
@@ -454,3 +466,41 @@ class DeviceModelValue(models.Model):
     def __str__(self):
         # Without the value: BasicAuthPassword is stored here and __str__ ends up in pages.
         return self.key
+
+
+class StationLive(models.Model):
+    """What the engine last reported about a station, and the state it resumes from."""
+
+    station = models.OneToOneField(
+        Station, on_delete=models.CASCADE, primary_key=True, related_name="live"
+    )
+    # Per EVSE: connector status, charging state, kW, kWh, SoC, running transaction.
+    evses = models.JSONField(default=dict)
+    # stations.engine Station.export_state(): transactions, meter, queued messages.
+    engine_state = models.JSONField(null=True, blank=True)
+    # The newest OCPP frames, oldest first, bounded by the engine's log size.
+    frames = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class Transaction(models.Model):
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="transactions")
+    evse_id = models.PositiveIntegerField()
+    transaction_id = models.CharField(max_length=36, unique=True)
+    id_token = models.CharField(max_length=36, blank=True)
+    remote_start_id = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    charging_state = models.CharField(max_length=16, blank=True)
+    trigger_reason = models.CharField(max_length=32, blank=True)
+    stopped_reason = models.CharField(max_length=32, blank=True)
+    last_seq_no = models.PositiveIntegerField(default=0)
+    energy_wh = models.FloatField(default=0)
+    offline = models.BooleanField(default=False, help_text="Some of its events were made offline.")
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["station", "-started_at"])]
+
+    def __str__(self):
+        return self.transaction_id

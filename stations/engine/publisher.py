@@ -1,0 +1,273 @@
+"""What a shard tells the dashboard: a coalesced fleet delta a few times a second.
+
+Stations report every event; sending each one over the channel layer would cost Redis and
+the browsers far more than the simulation itself. The publisher keeps the latest merged
+view of each station and, every `interval` seconds, sends the stations that changed in at
+most a few bounded messages. OCPP frames go only to stations someone is watching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from itertools import islice
+
+LOGGER = logging.getLogger(__name__)
+
+Send = Callable[[str, dict], Awaitable[None]]
+
+DASHBOARD_GROUP = "dashboard"
+FRAME_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
+WARN_EVERY_S = 30.0
+_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@lru_cache(maxsize=16384)
+def station_group(station_id: str) -> str:
+    """The channel-layer group of one station's frames; valid for any station id."""
+    name = "station." + station_id
+    if len(name) < 100 and _SAFE.fullmatch(station_id):
+        return name
+    # "station-" never starts a plain name, so an escaped id cannot meet a real one.
+    digest = hashlib.blake2b(station_id.encode(), digest_size=10).hexdigest()
+    return f"station-{_UNSAFE.sub('_', station_id)[:40]}.{digest}"
+
+
+def _copy_view(view: dict) -> dict:
+    # Shallow is enough: evse snapshots are replaced on change, never mutated.
+    return {**view, "evses": dict(view["evses"]), "connectors": dict(view["connectors"])}
+
+
+def _tail(ring: deque, n: int) -> list:
+    return list(ring) if n >= len(ring) else list(islice(reversed(ring), n))[::-1]
+
+
+def _frame_dict(frame: tuple) -> dict:
+    at, direction, type_id, unique_id, action, payload, latency = frame
+    return {"at": at, "direction": direction, "type": FRAME_TYPES.get(type_id, str(type_id)),
+            "unique_id": unique_id, "action": action, "payload": payload,
+            "latency_ms": None if latency is None else round(latency, 1)}
+
+
+def _summary(station_id: str, event: dict) -> dict:
+    info = event.get("transactionInfo", {})
+    return {"station_id": station_id, "evse_id": event.get("evse_id"),
+            "eventType": event.get("eventType"), "triggerReason": event.get("triggerReason"),
+            "seqNo": event.get("seqNo"), "transactionId": info.get("transactionId"),
+            "chargingState": info.get("chargingState"), "offline": bool(event.get("offline")),
+            "timestamp": event.get("timestamp")}
+
+
+class Publisher:
+    def __init__(self, send: Send, *, interval: float = 0.3, shard: str = "", log_size: int = 200,
+                 max_stations: int = 2000, max_transactions: int = 500,
+                 send_timeout: float = 5.0, clock: Callable[[], float] = time.time):
+        self._send = send
+        self.interval = interval
+        self.shard = shard
+        self.log_size = log_size
+        self.max_stations = max_stations
+        self.send_timeout = send_timeout
+        self._clock = clock
+        self._views: dict[str, dict] = {}
+        self._dirty: dict[str, None] = {}  # ordered set: changed since the last flush
+        self._transactions: deque = deque(maxlen=max_transactions)
+        # Frames are tuples until someone reads them: thousands of rings of dicts cost GBs.
+        self._rings: dict[str, deque] = {}
+        # Counts of frames not yet taken, read back from the rings so they stay bounded.
+        self._untaken: dict[str, int] = {}
+        self._unsent: dict[str, int] = {}
+        self._watches: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+        self._rate_mark = (clock(), 0)
+        self._last_warning = float("-inf")
+        self._failures = 0
+        self.counters = {"frames_in": 0, "frames_out": 0, "events": 0, "deltas_sent": 0,
+                         "frame_messages_sent": 0, "send_errors": 0, "msgs_per_s": 0.0}
+
+    # -- collecting (on the event loop, for every event: keep it cheap) -------------------
+
+    def record(self, station_id: str, kind: str, data: dict) -> None:
+        self.counters["events"] += 1
+        view = self._views.get(station_id)
+        if view is None:
+            view = self._views[station_id] = {
+                "station_id": station_id, "online": False, "connected": False,
+                "boot_status": None, "error": None, "evses": {}, "connectors": {},
+                "updated": None, "changed_at": None}
+        if kind == "evse":
+            # Other sinks hold the same dict; msgpack refuses int map keys on receipt.
+            snapshot = dict(data)
+            snapshot["connectors"] = {str(c): s for c, s in data.get("connectors", {}).items()}
+            view["evses"][str(data["evse_id"])] = snapshot
+        elif kind == "status":
+            view["connectors"][f"{data['evse_id']}/{data['connector_id']}"] = data["status"]
+        elif kind == "connection":
+            view["connected"] = online = bool(data.get("online"))
+            view["online"] = view["online"] and online
+            if online or data.get("error"):
+                view["error"] = data.get("detail") or data.get("error") or None
+        elif kind == "online":
+            view["online"] = view["connected"] = True
+            view["boot_status"] = data.get("boot_status")
+            view["error"] = None
+        elif kind == "boot" and data.get("status") in ("Accepted", "Pending", "Rejected"):
+            view["boot_status"] = data["status"]
+        elif kind == "transaction":
+            self._transactions.append((station_id, data))
+            return
+        else:
+            return
+        now = self._clock()
+        view["updated"] = now
+        if view["changed_at"] is None:
+            view["changed_at"] = now
+        self._dirty[station_id] = None
+
+    def frame(self, station_id: str, direction: str, message_type_id: int, unique_id: str,
+              action: str | None, payload, latency_ms: float | None) -> None:
+        ring = self._rings.get(station_id)
+        if ring is None:
+            ring = self._rings[station_id] = deque(maxlen=self.log_size)
+        ring.append((self._clock(), direction, message_type_id, unique_id, action, payload,
+                     latency_ms))
+        self.counters["frames_in" if direction == "in" else "frames_out"] += 1
+        self._untaken[station_id] = self._untaken.get(station_id, 0) + 1
+        if station_id in self._watches:
+            self._unsent[station_id] = self._unsent.get(station_id, 0) + 1
+
+    def watch(self, station_id: str, ttl: float = 30.0) -> None:
+        self._watches[station_id] = self._clock() + ttl
+
+    def unwatch(self, station_id: str) -> None:
+        self._watches.pop(station_id, None)
+        self._unsent.pop(station_id, None)
+
+    def forget(self, station_id: str) -> None:
+        """The station left this shard: its view must not linger in snapshots."""
+        for table in (self._views, self._dirty, self._rings, self._untaken):
+            table.pop(station_id, None)
+        self.unwatch(station_id)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def state(self, station_id: str) -> dict | None:
+        view = self._views.get(station_id)
+        return None if view is None else _copy_view(view)
+
+    def states(self) -> dict[str, dict]:
+        return {sid: _copy_view(view) for sid, view in self._views.items()}
+
+    def take_log(self) -> dict[str, list[dict]]:
+        untaken, self._untaken = self._untaken, {}
+        return {sid: [_frame_dict(f) for f in _tail(self._rings[sid], n)]
+                for sid, n in untaken.items() if sid in self._rings}
+
+    def recent_frames(self, station_id: str) -> list[dict]:
+        return [_frame_dict(f) for f in self._rings.get(station_id, ())]
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.interval)
+                await self.flush()
+        finally:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            self._update_rate(now)
+            for sid, until in list(self._watches.items()):
+                if until <= now:
+                    self.unwatch(sid)
+            parts = self._deltas(now) + self._frame_messages()
+            sent = 0
+            try:
+                for group, message, counter, _restore in parts:
+                    await asyncio.wait_for(self._send(group, message), self.send_timeout)
+                    sent += 1
+                    self.counters[counter] += 1
+            except Exception as exc:
+                self._warn(now, exc)
+            finally:
+                # Unsent parts (failure or cancellation) go out with the next flush.
+                for *_, restore in reversed(parts[sent:]):
+                    restore()
+
+    def _deltas(self, now: float) -> list[tuple]:
+        dirty, self._dirty = self._dirty, {}
+        txs, self._transactions = self._transactions, deque(maxlen=self._transactions.maxlen)
+        views = []
+        for sid in dirty:
+            live = self._views.get(sid)
+            if live is not None:
+                views.append(_copy_view(live))
+                live["changed_at"] = None
+        if not views and not txs:
+            return []
+        stats = {"frames_in": self.counters["frames_in"],
+                 "frames_out": self.counters["frames_out"],
+                 "msgs_per_s": self.counters["msgs_per_s"]}
+        parts = []
+        for start in range(0, max(len(views), 1), self.max_stations):
+            chunk = views[start:start + self.max_stations]
+            own = txs if start == 0 else ()
+            message = {"type": "fleet.delta", "shard": self.shard, "sent_at": now,
+                       "stations": {v["station_id"]: v for v in chunk},
+                       "transactions": [_summary(s, e) for s, e in own], "stats": stats}
+            parts.append((DASHBOARD_GROUP, message, "deltas_sent",
+                          lambda chunk=chunk, own=own: self._restore(chunk, own)))
+        return parts
+
+    def _restore(self, views: list[dict], txs) -> None:
+        for sent in views:
+            live = self._views.get(sent["station_id"])
+            if live is not None:
+                live["changed_at"] = sent["changed_at"]
+        self._dirty = {**dict.fromkeys(v["station_id"] for v in views), **self._dirty}
+        if txs:
+            newer, self._transactions = self._transactions, deque(txs, maxlen=txs.maxlen)
+            self._transactions.extend(newer)
+
+    def _frame_messages(self) -> list[tuple]:
+        unsent, self._unsent = self._unsent, {}
+        parts = []
+        for sid, n in unsent.items():
+            frames = [_frame_dict(f) for f in _tail(self._rings[sid], n)]
+            message = {"type": "station.frames", "station_id": sid, "frames": frames}
+            parts.append((station_group(sid), message, "frame_messages_sent",
+                          lambda sid=sid, n=n: self._restore_frames(sid, n)))
+        return parts
+
+    def _restore_frames(self, station_id: str, n: int) -> None:
+        # Never more than the ring holds: a long outage drops the oldest frames.
+        if station_id in self._watches:
+            total = n + self._unsent.get(station_id, 0)
+            self._unsent[station_id] = min(total, self.log_size)
+
+    def _update_rate(self, now: float) -> None:
+        mark_at, mark_total = self._rate_mark
+        total = self.counters["frames_in"] + self.counters["frames_out"]
+        if now - mark_at >= 1.0:
+            self.counters["msgs_per_s"] = round((total - mark_total) / (now - mark_at), 1)
+            self._rate_mark = (now, total)
+
+    def _warn(self, now: float, exc: Exception) -> None:
+        self.counters["send_errors"] += 1
+        self._failures += 1
+        # Redis down means a failure every flush; one line per WARN_EVERY_S is enough.
+        if now - self._last_warning >= WARN_EVERY_S:
+            LOGGER.warning("cannot publish to the channel layer (%d failures): %r",
+                           self._failures, exc)
+            self._last_warning = now
+            self._failures = 0

@@ -1,0 +1,226 @@
+"""Runs a shard of stations in this process: the Django side of an engine Shard.
+
+It owns the shard's lease, loads the stations and their desired state from the
+database, applies commands arriving on the channel layer and answers them, and sends
+what the stations report to the dashboard (Publisher) and the database (Recorder).
+The same host runs inside a Celery child (one shard) and inside the web process in
+embedded mode (every station).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from .configs import station_configs
+from .engine.driver import Outcome
+from .engine.publisher import Publisher
+from .engine.shard import Shard
+from .engine.station import Station
+from .leases import LeaseLost, LocalLease
+from .models import Evse, StationLive
+from .models import Station as StationRow
+from .recorder import Recorder
+
+LOGGER = logging.getLogger(__name__)
+
+ALL_SHARDS_GROUP = "shard.all"
+
+
+def shard_group(shard: int | None) -> str:
+    return ALL_SHARDS_GROUP if shard is None else f"shard.{shard}"
+
+
+def load_shard(shard: int | None, only: set[str] | None = None):
+    """Configs, saved engine states and desired state of a shard's enabled stations."""
+    rows = StationRow.objects.filter(enabled=True)
+    if shard is not None:
+        rows = rows.filter(shard=shard)
+    if only is not None:
+        rows = rows.filter(station_id__in=only)
+    configs = station_configs(rows, validate_schema=settings.FLEET_SCHEMA_VALIDATION)
+    ids = [c.station_id for c in configs]
+    states = dict(
+        StationLive.objects.filter(station__station_id__in=ids, engine_state__isnull=False)
+        .values_list("station__station_id", "engine_state")
+    )
+    desired = {
+        station_id: {"online": online, "evses": {}}
+        for station_id, online in rows.values_list("station_id", "desired_online")
+    }
+    evses = Evse.objects.filter(station__in=rows).values_list(
+        "station__station_id", "evse_id", "ev_plugged", "faulted", "ev_drawing"
+    )
+    for station_id, evse_id, plugged, faulted, drawing in evses:
+        desired[station_id]["evses"][evse_id] = (plugged, faulted, drawing)
+    return configs, states, desired
+
+
+def apply_desired(station: Station, desired: dict) -> None:
+    """Make a station that is about to start match what the database wants."""
+    station.set_wanted_online(desired["online"])
+    for evse_id, (plugged, faulted, drawing) in desired["evses"].items():
+        evse = station.evses.get(evse_id)
+        if evse is None:
+            continue
+        if plugged and evse.plugged_connector is None:
+            evse.plug_in()
+        if faulted:
+            evse.set_fault(True)
+        if evse.ev is not None and not drawing:
+            evse.set_ev_drawing(False)
+
+
+COMMANDS = {
+    "connect": lambda s, a: s.go_online(),
+    "disconnect": lambda s, a: s.go_offline(),
+    "plug_in": lambda s, a: s.plug_in(a["evse_id"], a.get("connector_id")),
+    "unplug": lambda s, a: s.unplug(a["evse_id"]),
+    "present_id_token": lambda s, a: s.present_id_token(
+        a["evse_id"], a["id_token"], a.get("token_type", "ISO14443")),
+    "start_charging": lambda s, a: s.start_charging(a["evse_id"], a["id_token"]),
+    "stop_charging": lambda s, a: s.stop_charging(a["evse_id"]),
+    "set_fault": lambda s, a: s.set_fault(a["evse_id"], True),
+    "clear_fault": lambda s, a: s.set_fault(a["evse_id"], False),
+    "set_ev_drawing": lambda s, a: s.set_ev_drawing(a["evse_id"], a["drawing"]),
+    "reboot": lambda s, a: s.reboot(),
+}
+
+
+class ShardHost:
+    def __init__(self, shard: int | None = None, *, lease=None, layer=None,
+                 ramp_per_second: float | None = None, takeover_delay: float = 0.0):
+        self.shard = shard
+        self.lease = lease or LocalLease()
+        self.layer = layer or get_channel_layer()
+        self.ramp = ramp_per_second or settings.FLEET_RAMP_PER_SECOND
+        # A host that took over a lapsed lease waits so an old holder that is merely
+        # slow (not dead) notices first and stops its stations.
+        self.takeover_delay = takeover_delay
+        self.publisher = Publisher(self._send, interval=settings.FLEET_PUBLISH_INTERVAL,
+                                   shard=str(shard if shard is not None else "all"),
+                                   log_size=settings.FLEET_FRAMES_IN_MEMORY)
+        self.recorder = Recorder(take_log=self.publisher.take_log)
+        self.engine = Shard(self._sink, ramp_per_second=self.ramp,
+                            state_store=self.recorder.save_state,
+                            frame_hook=self.publisher.frame)
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    def _sink(self, station_id: str, kind: str, data: dict) -> None:
+        self.publisher.record(station_id, kind, data)
+        self.recorder(station_id, kind, data)
+
+    async def _send(self, group: str, message: dict) -> None:
+        await self.layer.group_send(group, message)
+
+    async def run(self, stop: asyncio.Event) -> str:
+        """Run until `stop` is set or the lease is lost; returns why it ended."""
+        if not await self.lease.acquire():
+            LOGGER.info("shard %s already runs elsewhere; this copy exits", self.shard)
+            return "lease-taken"
+        reason = "stopped"
+        channel = await self.layer.new_channel()
+        await self.layer.group_add(shard_group(self.shard), channel)
+        keeper = asyncio.ensure_future(self._keep_lease())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            if self.takeover_delay:
+                await asyncio.wait({keeper, stopper}, timeout=self.takeover_delay,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            self._tasks = [
+                asyncio.ensure_future(self.publisher.run()),
+                asyncio.ensure_future(self.recorder.run()),
+                asyncio.ensure_future(self._commands(channel)),
+                asyncio.ensure_future(self.reload()),
+            ]
+            await asyncio.wait({keeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if keeper.done() and isinstance(keeper.exception(), LeaseLost):
+                LOGGER.warning("shard %s: %s; stopping its stations", self.shard,
+                               keeper.exception())
+                reason = "lease-lost"
+        finally:
+            for task in (keeper, stopper):
+                task.cancel()
+            await self.shutdown(channel)
+        return reason
+
+    async def shutdown(self, channel: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.layer.group_discard(shard_group(self.shard), channel)
+        await self.engine.stop(timeout=settings.FLEET_STOP_TIMEOUT)
+        for task in reversed(self._tasks):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self.lease.release()
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.ttl / 3)
+            await self.lease.refresh()
+
+    async def reload(self, only: set[str] | None = None) -> None:
+        """Start stations the database added to this shard, stop ones it removed."""
+        configs, states, desired = await sync_to_async(load_shard)(self.shard, only)
+        if only is None:
+            wanted = {c.station_id for c in configs}
+            for station_id in [s for s in self.engine.stations if s not in wanted]:
+                await self.engine.remove(station_id)
+                self.publisher.forget(station_id)
+        await self.engine.start(
+            configs, states=states,
+            prepare=lambda station: apply_desired(station, desired[station.config.station_id]),
+        )
+        self.ready.set()
+
+    async def _commands(self, channel: str) -> None:
+        while True:
+            message = await self.layer.receive(channel)
+            try:
+                await self._handle(message)
+            except Exception:
+                LOGGER.exception("shard %s: command failed: %s", self.shard, message)
+
+    async def _handle(self, message: dict) -> None:
+        command = message.get("command")
+        station_id = message.get("station_id")
+        if command == "reload":
+            await self.reload()
+            return
+        if command == "watch":
+            self.publisher.watch(station_id)
+            return
+        if command == "unwatch":
+            self.publisher.unwatch(station_id)
+            return
+        station = self.engine.stations.get(station_id)
+        if station is None:
+            await self._reply(message, Outcome(False, "Unknown", f"{station_id} is not running"))
+            return
+        handler = COMMANDS.get(command)
+        if handler is None:
+            outcome = Outcome(False, "Rejected", f"unknown command {command!r}")
+        else:
+            try:
+                outcome = await handler(station, message.get("args", {}))
+            except (LookupError, KeyError) as exc:
+                outcome = Outcome(False, "Rejected", str(exc))
+        await self._reply(message, outcome)
+
+    async def _reply(self, message: dict, outcome: Outcome) -> None:
+        reply_to = message.get("reply_to")
+        if not reply_to:
+            return
+        reply = {"type": "command.result", "request_id": message.get("request_id"),
+                 **outcome.as_dict()}
+        try:
+            await self.layer.send(reply_to, reply)
+        except Exception:
+            # The first use of a connection that died with Redis fails; a new one works.
+            await asyncio.sleep(0.1)
+            await self.layer.send(reply_to, reply)

@@ -1,0 +1,297 @@
+"""The publisher coalesces station events into a few bounded channel-layer messages."""
+
+import asyncio
+import contextlib
+import math
+import uuid
+
+import msgpack
+import pytest
+from channels.layers import BaseChannelLayer
+
+from stations.engine.publisher import Publisher, station_group
+
+
+class Clock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+class Sent:
+    """A channel layer's group_send that records, and fails while `down` is set."""
+
+    def __init__(self):
+        self.messages: list[tuple[str, dict]] = []
+        self.down = False
+
+    async def __call__(self, group, message):
+        if self.down:
+            raise ConnectionError("redis is down")
+        # What a real layer would carry: a later change must not alter a sent message.
+        self.messages.append((group, msgpack.unpackb(msgpack.packb(message))))
+
+    def deltas(self):
+        return [m for g, m in self.messages if g == "dashboard"]
+
+
+def snapshot(evse_id=1, power=0.0, state="Idle", tx=None):
+    return {"evse_id": evse_id, "connectors": {1: "Available"}, "charging_state": state,
+            "power_w": power, "energy_wh": 10.0, "soc": None, "id_token": None,
+            "transaction_id": tx, "tx_energy_wh": None}
+
+
+def tx_event(seq, event_type="Updated"):
+    return {"evse_id": 1, "eventType": event_type, "timestamp": "2025-01-01T00:00:00Z",
+            "triggerReason": "MeterValuePeriodic", "seqNo": seq,
+            "transactionInfo": {"transactionId": "tx-1", "chargingState": "Charging"},
+            "evse": {"id": 1, "connectorId": 1}}
+
+
+@pytest.fixture
+def sent():
+    return Sent()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+async def test_many_changes_coalesce_into_one_delta_with_the_final_state(sent, clock):
+    pub = Publisher(sent, shard="s1", clock=clock)
+    for step in range(100):
+        for sid in ("CS-1", "CS-2", "CS-3"):
+            pub.record(sid, "evse", snapshot(power=float(step)))
+            pub.record(sid, "status", {"evse_id": 1, "connector_id": 1,
+                                       "status": "Occupied" if step % 2 else "Available"})
+    pub.record("CS-1", "transaction", tx_event(7))
+    await pub.flush()
+
+    [delta] = sent.deltas()
+    assert delta["type"] == "fleet.delta" and delta["shard"] == "s1"
+    assert set(delta["stations"]) == {"CS-1", "CS-2", "CS-3"}
+    for view in delta["stations"].values():
+        assert view["evses"]["1"]["power_w"] == 99.0
+        assert view["evses"]["1"]["connectors"] == {"1": "Available"}
+        assert view["connectors"] == {"1/1": "Occupied"}
+        assert view["changed_at"] == clock.now
+    assert delta["transactions"] == [{
+        "station_id": "CS-1", "evse_id": 1, "eventType": "Updated",
+        "triggerReason": "MeterValuePeriodic", "seqNo": 7, "transactionId": "tx-1",
+        "chargingState": "Charging", "offline": False, "timestamp": "2025-01-01T00:00:00Z"}]
+
+    await pub.flush()
+    assert len(sent.messages) == 1, "nothing changed, nothing sent"
+    assert pub.state("CS-1")["changed_at"] is None
+
+
+async def test_the_view_merges_connection_boot_and_online(sent):
+    pub = Publisher(sent)
+    pub.record("CS-1", "connection", {"online": False, "error": "refused",
+                                      "detail": "connection refused", "status": None})
+    assert pub.state("CS-1")["error"] == "connection refused"
+    pub.record("CS-1", "connection", {"online": True})
+    pub.record("CS-1", "boot", {"status": "Pending", "interval": 5})
+    view = pub.state("CS-1")
+    assert (view["connected"], view["online"], view["error"]) == (True, False, None)
+    assert view["boot_status"] == "Pending"
+    pub.record("CS-1", "online", {"boot_status": "Accepted"})
+    assert pub.state("CS-1")["online"] and pub.state("CS-1")["boot_status"] == "Accepted"
+    pub.record("CS-1", "connection", {"online": False})
+    assert not pub.state("CS-1")["online"]
+    assert pub.state("nobody") is None and set(pub.states()) == {"CS-1"}
+
+
+async def test_many_changed_stations_are_sent_in_bounded_chunks(sent):
+    pub = Publisher(sent, max_stations=10)
+    for n in range(25):
+        pub.record(f"CS-{n}", "evse", snapshot(power=n))
+    pub.record("CS-0", "transaction", tx_event(1))
+    await pub.flush()
+
+    deltas = sent.deltas()
+    assert len(deltas) == math.ceil(25 / 10)
+    assert all(len(d["stations"]) <= 10 for d in deltas)
+    assert set().union(*(d["stations"] for d in deltas)) == {f"CS-{n}" for n in range(25)}
+    assert sum(len(d["transactions"]) for d in deltas) == 1
+
+
+async def test_frames_go_to_watched_stations_only(sent, clock):
+    pub = Publisher(sent, clock=clock)
+    pub.watch("CS-A")
+    for n in range(3):
+        pub.frame("CS-A", "out", 2, f"a{n}", "Heartbeat", {}, None)
+        pub.frame("CS-A", "in", 3, f"a{n}", "Heartbeat", {"currentTime": "now"}, 12.345)
+        pub.frame("CS-B", "out", 2, f"b{n}", "Heartbeat", {}, None)
+    await pub.flush()
+
+    assert sent.messages[0][0] == station_group("CS-A")
+    [(_group, message)] = sent.messages
+    assert message["type"] == "station.frames" and message["station_id"] == "CS-A"
+    assert [f["unique_id"] for f in message["frames"]] == ["a0", "a0", "a1", "a1", "a2", "a2"]
+    assert message["frames"][1] == {"at": clock.now, "direction": "in", "type": "CALLRESULT",
+                                    "unique_id": "a0", "action": "Heartbeat",
+                                    "payload": {"currentTime": "now"}, "latency_ms": 12.3}
+    assert len(pub.recent_frames("CS-B")) == 3
+    assert (pub.counters["frames_in"], pub.counters["frames_out"]) == (3, 6)
+
+    await pub.flush()
+    assert len(sent.messages) == 1
+
+
+async def test_watches_expire_unless_renewed(sent, clock):
+    pub = Publisher(sent, clock=clock)
+    pub.watch("CS-A", ttl=30)
+    pub.watch("CS-B", ttl=30)
+    clock.now += 20
+    pub.watch("CS-B", ttl=30)
+    clock.now += 15
+    pub.frame("CS-A", "out", 2, "1", "Heartbeat", {}, None)
+    pub.frame("CS-B", "out", 2, "2", "Heartbeat", {}, None)
+    await pub.flush()
+    assert [m["station_id"] for _g, m in sent.messages] == ["CS-B"]
+
+    pub.unwatch("CS-B")
+    pub.frame("CS-B", "out", 2, "3", "Heartbeat", {}, None)
+    await pub.flush()
+    assert len(sent.messages) == 1
+
+
+async def test_a_failing_send_keeps_changes_for_the_next_flush(sent, clock):
+    pub = Publisher(sent, clock=clock, log_size=5)
+    pub.watch("CS-1", ttl=3600)
+    sent.down = True
+    pub.record("CS-1", "evse", snapshot(power=1.0))
+    pub.record("CS-1", "transaction", tx_event(1))
+    first_change = clock.now
+    for n in range(8):
+        pub.frame("CS-1", "out", 2, str(n), "Heartbeat", {}, None)
+    await pub.flush()
+    clock.now += 1
+    pub.record("CS-1", "evse", snapshot(power=2.0))
+    pub.record("CS-2", "status", {"evse_id": 1, "connector_id": 1, "status": "Faulted"})
+    pub.record("CS-1", "transaction", tx_event(2))
+    pub.frame("CS-1", "out", 2, "8", "Heartbeat", {}, None)
+    await pub.flush()
+    assert sent.messages == [] and pub.counters["send_errors"] == 2
+
+    sent.down = False
+    await pub.flush()
+    [delta] = sent.deltas()
+    assert delta["stations"]["CS-1"]["evses"]["1"]["power_w"] == 2.0
+    assert delta["stations"]["CS-1"]["changed_at"] == first_change
+    assert delta["stations"]["CS-2"]["connectors"] == {"1/1": "Faulted"}
+    assert [t["seqNo"] for t in delta["transactions"]] == [1, 2]
+    [frames] = [m for g, m in sent.messages if g == station_group("CS-1")]
+    assert [f["unique_id"] for f in frames["frames"]] == ["4", "5", "6", "7", "8"]
+
+
+async def test_take_log_returns_new_frames_once_and_bounded(sent):
+    pub = Publisher(sent, log_size=3)
+    for n in range(5):
+        pub.frame("CS-1", "out", 2, str(n), "Heartbeat", {}, None)
+    pub.frame("CS-2", "in", 4, "x", None, ["NotImplemented", "", {}], 3.0)
+    log = pub.take_log()
+    assert [f["unique_id"] for f in log["CS-1"]] == ["2", "3", "4"]
+    assert log["CS-2"][0]["type"] == "CALLERROR"
+    pub.frame("CS-1", "out", 2, "5", "Heartbeat", {}, None)
+    assert {s: [f["unique_id"] for f in fs] for s, fs in pub.take_log().items()} == {
+        "CS-1": ["5"]}
+    assert pub.take_log() == {}
+    assert [f["unique_id"] for f in pub.recent_frames("CS-1")] == ["3", "4", "5"]
+
+
+async def test_run_flushes_once_more_when_cancelled(sent):
+    pub = Publisher(sent, interval=60)
+    task = asyncio.create_task(pub.run())
+    await asyncio.sleep(0)
+    pub.record("CS-1", "evse", snapshot(power=5.0))
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert len(sent.deltas()) == 1
+
+
+@pytest.mark.parametrize("station_id", [
+    "CS-1", "cs_1.a", "Station 7", "CS/1#ä", "x" * 95, "*", "station:1",
+])
+def test_station_group_is_a_valid_unique_group_name(station_id):
+    name = station_group(station_id)
+    assert len(name) < BaseChannelLayer.MAX_NAME_LENGTH
+    assert BaseChannelLayer.group_name_regex.match(name)
+    assert name != station_group(station_id + "?")
+
+
+def test_plain_station_ids_keep_a_readable_group_name():
+    assert station_group("CS-0001") == "station.CS-0001"
+    assert station_group("a b") != station_group("a_b")
+
+
+# -- through a real channel layer over Redis ----------------------------------------------
+
+
+@pytest.fixture
+async def layer():
+    redis = pytest.importorskip("redis.asyncio")
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await client.ping()
+    except OSError as exc:
+        pytest.skip(f"no Redis at 127.0.0.1:6379: {exc}")
+    finally:
+        await client.aclose()
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:6379/0"])
+    yield layer
+    await layer.flush()
+
+
+async def test_a_busy_second_reaches_the_dashboard_in_a_few_messages(layer):
+    channel = await layer.new_channel()
+    await layer.group_add("dashboard", channel)
+    # Other test runs may share this Redis and group; only this shard's messages count.
+    shard = f"test-{uuid.uuid4().hex[:8]}"
+    pub = Publisher(layer.group_send, interval=0.25, shard=shard)
+    runner = asyncio.create_task(pub.run())
+
+    stations = [f"CS-{n:03d}" for n in range(200)]
+    expected: dict[str, tuple[float, str]] = {}
+    for batch in range(20):
+        for n in range(50):
+            change = batch * 50 + n
+            sid = stations[change % 200]
+            power = float(change)
+            status = ("Available", "Occupied", "Charging")[change % 3]
+            pub.record(sid, "evse", snapshot(power=power))
+            pub.record(sid, "status", {"evse_id": 1, "connector_id": 1, "status": status})
+            expected[sid] = (power, status)
+        await asyncio.sleep(0.05)
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+
+    deltas, sizes = [], []
+    while True:
+        try:
+            message = await asyncio.wait_for(layer.receive(channel), timeout=1.5)
+        except TimeoutError:
+            break
+        if message.get("shard") == shard:
+            deltas.append(message)
+            sizes.append(len(layer.serialize(message)))
+    print(f"\n{len(deltas)} fleet.delta messages, bytes {sizes}, "
+          f"stations per message {[len(d['stations']) for d in deltas]}")
+
+    assert 1 <= len(deltas) <= 6
+    final: dict[str, dict] = {}
+    for delta in deltas:
+        final.update(delta["stations"])
+    assert set(final) == set(stations)
+    for sid, (power, status) in expected.items():
+        assert final[sid]["evses"]["1"]["power_w"] == power
+        assert final[sid]["connectors"]["1/1"] == status
+    assert pub.counters["send_errors"] == 0

@@ -1,0 +1,181 @@
+"""The scale-out fleet for real: 50 stations on 2 shards in Celery worker processes.
+
+One scenario, in order, because its parts build on each other and the set-up (workers,
+PostgreSQL, Redis) is what costs time: boot, commands and their outcomes, a worker child
+killed with SIGKILL while a transaction runs, a second copy of a shard, Redis restarted
+under the fleet, and a clean SIGTERM shutdown.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import pytest
+import pytest_asyncio
+
+from stations.sandbox import Policy, SandboxCsms
+
+from .cluster import Cluster
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
+
+STATIONS = 50
+
+
+async def eventually(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        await asyncio.sleep(0.1)
+
+
+def booted(csms) -> set[str]:
+    return {r.station_id for r in csms.received if r.action == "BootNotification"}
+
+
+def tx_events(csms, tx_id):
+    return [p for p in csms.messages(action="TransactionEvent")
+            if p["transactionInfo"]["transactionId"] == tx_id]
+
+
+async def command(cluster, station_id, name, **args) -> dict:
+    out = await cluster.python(
+        "import json; from stations.services import send_command; "
+        f"print('OUTCOME', json.dumps(send_command({station_id!r}, {name!r}, **{args!r})))"
+    )
+    return json.loads(out.split("OUTCOME ", 1)[1])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fleet(tmp_path_factory):
+    csms = SandboxCsms(Policy(rejected_tokens={"BLOCKED-1"}))
+    url = await csms.start()
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    cluster.start_redis()
+    await asyncio.to_thread(cluster.create_database)
+    await cluster.python(f"""
+from stations.models import StationTemplate
+from stations.services import assign_shards
+t = StationTemplate.objects.create(name="dist", id_pattern="DIST-{{n:02d}}", csms_url={url!r},
+                                   evse_count=1, connectors_per_evse=1, max_power_kw=22)
+t.create_stations({STATIONS})
+print(sorted(assign_shards()))
+""")
+    cluster.start_worker("control", queue="control", concurrency=1, beat=True)
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    try:
+        yield cluster, csms
+    finally:
+        await asyncio.to_thread(cluster.close)
+        await csms.stop()
+    assert csms.violations == [], "\n".join(csms.violations[:20])
+
+
+async def test_all_stations_boot_on_two_shards(fleet):
+    cluster, csms = fleet
+    await eventually(lambda: len(booted(csms)) == STATIONS, 60, "all stations booted")
+    holders = {cluster.lease_holder(0), cluster.lease_holder(1)}
+    assert None not in holders and len(holders) == 2, "two shards, two holders"
+
+
+async def test_a_command_reaches_its_station_and_the_outcome_comes_back(fleet):
+    cluster, csms = fleet
+    outcome = await command(cluster, "DIST-07", "plug_in", evse_id=1)
+    assert outcome == {"ok": True, "status": "Accepted", "detail": ""}
+    occupied = await csms.wait_for(
+        "StatusNotification", "DIST-07", where=lambda s: s["connectorStatus"] == "Occupied")
+    assert occupied
+    rejected = await command(cluster, "DIST-07", "present_id_token", evse_id=1,
+                             id_token="BLOCKED-1")
+    assert rejected["ok"] is False and rejected["status"] == "Invalid"
+    missing = await command(cluster, "DIST-07", "plug_in", evse_id=9)
+    assert missing["ok"] is False and "no EVSE 9" in missing["detail"]
+
+
+async def test_a_killed_worker_child_loses_no_transaction(fleet):
+    cluster, csms = fleet
+    # A station on shard 0 charges; its worker child dies mid-transaction.
+    station = "DIST-02"
+    outcome = await command(cluster, station, "start_charging", evse_id=1, id_token="TOKEN-9")
+    assert outcome["ok"], outcome
+    started = (await csms.wait_for("TransactionEvent", station))[0]
+    tx_id = started["transactionInfo"]["transactionId"]
+    host, pid = cluster.lease_holder(0)
+    boots_before = len(csms.messages(station, "BootNotification"))
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    await eventually(
+        lambda: len(csms.messages(station, "BootNotification")) > boots_before, 30,
+        "the station rebooted on another worker child")
+    await eventually(lambda: any(e["eventType"] == "Ended" for e in tx_events(csms, tx_id)), 30,
+                     "the cut transaction ended")
+    recovered = time.monotonic() - killed_at
+    events = tx_events(csms, tx_id)
+    assert [e["eventType"] for e in events].count("Ended") == 1
+    assert [e["seqNo"] for e in events] == list(range(len(events))), "no gap, no duplicate"
+    assert events[-1]["transactionInfo"]["stoppedReason"] == "PowerLoss"
+    assert cluster.lease_holder(0)[1] != pid
+    assert recovered < 20, f"recovered in {recovered:.1f} s"
+    # Every station of the dead child is back.
+    await eventually(lambda: len(csms.sessions) == STATIONS, 30, "all stations connected")
+
+
+async def test_a_second_copy_of_a_shard_exits(fleet):
+    cluster, csms = fleet
+    connects = len(csms.connects)
+    out = await cluster.python(
+        "from stations.tasks import run_shard; print('RESULT', run_shard(1))", timeout=30)
+    assert "RESULT lease-taken" in out
+    assert len(csms.connects) == connects, "the copy opened no connection"
+
+
+async def test_the_fleet_survives_a_redis_restart(fleet):
+    cluster, csms = fleet
+    station = "DIST-30"
+    assert (await command(cluster, station, "start_charging", evse_id=1,
+                          id_token="TOKEN-30"))["ok"]
+    started = (await csms.wait_for("TransactionEvent", station))[0]
+    tx_id = started["transactionInfo"]["transactionId"]
+    boots = len(csms.messages(action="BootNotification"))
+
+    cluster.stop_redis()
+    await asyncio.sleep(3)
+    cluster.start_redis()
+    # Commands flow again once workers reconnected to the broker and the channel layer.
+    outcomes = []
+    for _ in range(15):
+        outcomes.append(await command(cluster, station, "unplug", evse_id=1))
+        if outcomes[-1]["ok"]:
+            break
+        await asyncio.sleep(1)
+    assert outcomes[-1]["ok"], outcomes
+    await eventually(lambda: any(e["eventType"] == "Ended" for e in tx_events(csms, tx_id)), 20,
+                     "the transaction ended")
+    events = tx_events(csms, tx_id)
+    assert [e["seqNo"] for e in events] == list(range(len(events)))
+    assert len(csms.messages(action="BootNotification")) == boots, "no station rebooted"
+    await eventually(lambda: cluster.lease_holder(0) and cluster.lease_holder(1), 15,
+                     "both leases held again")
+
+
+def parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+async def test_sigterm_closes_connections_and_releases_leases(fleet):
+    cluster, csms = fleet
+    holders = {shard: cluster.lease_holder(shard)[1] for shard in (0, 1)}
+    masters = {name: process.pid for name, process in cluster.workers.items()}
+    victim = next(name for name in ("w1", "w2")
+                  if any(parent_pid(pid) == masters[name] for pid in holders.values()))
+    took = await asyncio.to_thread(cluster.stop_worker, victim, signal.SIGTERM, 30)
+    assert took < 15, f"worker took {took:.1f} s to stop"
+    assert "ended: stopped" in cluster.log(victim), "its shards stopped, not killed"
+    # Its shards come back on the remaining worker.
+    await eventually(lambda: len(csms.sessions) == STATIONS, 40, "stations back elsewhere")
