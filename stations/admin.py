@@ -5,6 +5,7 @@ from functools import cache
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.db import transaction as db_transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
@@ -13,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from . import services
 from .forms import (
     SECRET_FIELDS,
     ConnectorInlineFormSet,
@@ -121,6 +123,10 @@ class DeviceModelValueInline(admin.TabularInline):
         return obj.value
 
 
+# Admin actions wait for each station's answer; beyond this, use the dashboard.
+ACTION_LIMIT = 100
+
+
 @admin.register(Station)
 class StationAdmin(SecretFieldsAdminMixin, admin.ModelAdmin):
     form = StationForm
@@ -129,10 +135,12 @@ class StationAdmin(SecretFieldsAdminMixin, admin.ModelAdmin):
         "csms_url",
         "security_profile",
         "enabled",
-        "online",
+        "status",
         "evse_count",
+        "shard",
     ]
-    list_filter = ["enabled", "online", "security_profile", "boot_status", "template"]
+    list_filter = ["enabled", "status", "online", "security_profile", "boot_status", "template"]
+    actions = ["connect", "disconnect", "reboot"]
     search_fields = ["station_id"]
     list_per_page = 100
     readonly_fields = (
@@ -187,6 +195,47 @@ class StationAdmin(SecretFieldsAdminMixin, admin.ModelAdmin):
     @admin.display(description="EVSEs", ordering="evse_count")
     def evse_count(self, obj):
         return obj.evse_count
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # The engine picks up new or changed stations once the rows are committed.
+        db_transaction.on_commit(services.stations_changed)
+
+    def delete_queryset(self, request, queryset):
+        shards = set(queryset.values_list("shard", flat=True))
+        super().delete_queryset(request, queryset)
+        db_transaction.on_commit(lambda: services.stations_removed(shards))
+
+    def delete_model(self, request, obj):
+        shard = obj.shard
+        super().delete_model(request, obj)
+        db_transaction.on_commit(lambda: services.stations_removed({shard}))
+
+    def _command(self, request, queryset, command: str):
+        stations = list(queryset.values_list("station_id", flat=True)[: ACTION_LIMIT + 1])
+        if len(stations) > ACTION_LIMIT:
+            self.message_user(request, f"Select at most {ACTION_LIMIT} stations.", messages.ERROR)
+            return
+        outcomes = [(sid, services.send_command(sid, command)) for sid in stations]
+        failed = [f"{sid}: {o['status']} {o['detail']}".strip() for sid, o in outcomes
+                  if not o["ok"]]
+        done = len(outcomes) - len(failed)
+        if done:
+            self.message_user(request, f"{command}: done for {done} station(s).")
+        for line in failed[:20]:
+            self.message_user(request, f"{command} failed for {line}", messages.WARNING)
+
+    @admin.action(description="Connect to the CSMS", permissions=["change"])
+    def connect(self, request, queryset):
+        self._command(request, queryset, "connect")
+
+    @admin.action(description="Disconnect from the CSMS", permissions=["change"])
+    def disconnect(self, request, queryset):
+        self._command(request, queryset, "disconnect")
+
+    @admin.action(description="Reboot", permissions=["change"])
+    def reboot(self, request, queryset):
+        self._command(request, queryset, "reboot")
 
 
 class ConnectorInline(AtLeastOneInline):
@@ -348,6 +397,7 @@ class StationTemplateAdmin(SecretFieldsAdminMixin, admin.ModelAdmin):
                     for message in e.messages:
                         self.message_user(request, message, messages.ERROR)
                 else:
+                    db_transaction.on_commit(services.stations_changed)
                     self.message_user(
                         request,
                         f"Created {created:,} stations from “{template}”.",

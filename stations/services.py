@@ -139,3 +139,8 @@ def stations_changed() -> set[int]:
     touched = assign_shards()
     reload_shards({None} if embedded() else touched)
     return touched
+
+
+def stations_removed(shards) -> None:
+    """After stations were deleted: their shards stop them."""
+    reload_shards({None} if embedded() else {s for s in shards if s is not None})

@@ -65,8 +65,8 @@ t.create_stations({STATIONS})
 print(sorted(assign_shards()))
 """)
     cluster.start_worker("control", queue="control", concurrency=1, beat=True)
-    cluster.start_worker("w1")
-    cluster.start_worker("w2")
+    cluster.start_worker("w1", concurrency=3)
+    cluster.start_worker("w2", concurrency=3)
     try:
         yield cluster, csms
     finally:
@@ -96,6 +96,22 @@ async def test_a_command_reaches_its_station_and_the_outcome_comes_back(fleet):
     assert missing["ok"] is False and "no EVSE 9" in missing["detail"]
 
 
+async def test_new_stations_join_a_running_fleet_without_restarting_it(fleet):
+    cluster, csms = fleet
+    connects = len(csms.connects)
+    await cluster.python("""
+from stations.models import StationTemplate
+from stations.services import stations_changed
+StationTemplate.objects.get(name="dist").create_stations(5, start=51)
+print(stations_changed())
+""")
+    await eventually(lambda: {f"DIST-{n}" for n in range(51, 56)} <= booted(csms), 30,
+                     "the new stations booted")
+    assert sorted(csms.connects[connects:]) == [f"DIST-{n}" for n in range(51, 56)], (
+        "nobody else reconnected")
+    assert cluster.lease_holder(2) is not None, "they got a shard of their own"
+
+
 async def test_a_killed_worker_child_loses_no_transaction(fleet):
     cluster, csms = fleet
     # A station on shard 0 charges; its worker child dies mid-transaction.
@@ -122,7 +138,15 @@ async def test_a_killed_worker_child_loses_no_transaction(fleet):
     assert cluster.lease_holder(0)[1] != pid
     assert recovered < 20, f"recovered in {recovered:.1f} s"
     # Every station of the dead child is back.
-    await eventually(lambda: len(csms.sessions) == STATIONS, 30, "all stations connected")
+    await eventually(lambda: len(csms.sessions) == STATIONS + 5, 30, "all stations connected")
+    # The database recorded the transaction as the CSMS saw it.
+    await asyncio.sleep(1.5)
+    row = await cluster.python(f"""
+from stations.models import Transaction
+t = Transaction.objects.get(transaction_id={tx_id!r})
+print("ROW", t.station.station_id, t.stopped_reason, t.last_seq_no, t.ended_at is not None)
+""")
+    assert f"ROW {station} PowerLoss {len(events) - 1} True" in row
 
 
 async def test_a_second_copy_of_a_shard_exits(fleet):
@@ -178,4 +202,4 @@ async def test_sigterm_closes_connections_and_releases_leases(fleet):
     assert took < 15, f"worker took {took:.1f} s to stop"
     assert "ended: stopped" in cluster.log(victim), "its shards stopped, not killed"
     # Its shards come back on the remaining worker.
-    await eventually(lambda: len(csms.sessions) == STATIONS, 40, "stations back elsewhere")
+    await eventually(lambda: len(csms.sessions) == STATIONS + 5, 40, "stations back elsewhere")
