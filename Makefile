@@ -15,7 +15,7 @@ install: $(BIN)/python
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setupdemo
-	$(BIN)/python manage.py runstations --sandbox 9000
+	$(BIN)/python manage.py runfleet --sandbox 9000
 
 test: install
 	$(BIN)/ruff check .

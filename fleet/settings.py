@@ -68,6 +68,11 @@ DATABASES = {
         conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded mode writes from the engine while the admin reads: WAL lets them overlap.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        init_command="PRAGMA journal_mode=WAL;", transaction_mode="IMMEDIATE", timeout=20
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -83,7 +88,9 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
 
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
@@ -125,6 +132,9 @@ FLEET_STOP_TIMEOUT = float(env("FLEET_STOP_TIMEOUT", "10"))
 # OCPP frames kept in memory per station for the live log (the database keeps 200).
 FLEET_FRAMES_IN_MEMORY = envint("FLEET_FRAMES_IN_MEMORY", 20)
 FLEET_ENGINE_QUEUE = "engine"
+# idTokens the dashboard offers; the sandbox CSMS rejects the ones it is told to.
+FLEET_DEMO_ID_TOKENS = envlist("FLEET_DEMO_ID_TOKENS", "TOKEN-001,TOKEN-002,TOKEN-003,BLOCKED-001")
+FLEET_SANDBOX_REJECTED_TOKENS = envlist("FLEET_SANDBOX_REJECTED_TOKENS", "BLOCKED-001")
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_TASK_IGNORE_RESULT = True

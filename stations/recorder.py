@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .engine.summary import station_status
 from .models import DeviceModelValue, Station, StationLive, Transaction
 
 LOGGER = logging.getLogger(__name__)
@@ -25,23 +26,6 @@ LOGGER = logging.getLogger(__name__)
 CHECKPOINT_DELAY_S = 0.02
 TX_FIELDS = ["ended_at", "charging_state", "trigger_reason", "stopped_reason", "last_seq_no",
              "energy_wh", "offline", "id_token", "remote_start_id"]
-
-
-def station_status(online: bool, evses: dict) -> str:
-    """One word for the station table: the most telling state of its EVSEs."""
-    if not online:
-        return "Offline"
-    connector_states = [s for e in evses.values() for s in e.get("connectors", {}).values()]
-    charging = [e.get("charging_state") for e in evses.values()]
-    for word, present in (
-        ("Faulted", "Faulted" in connector_states),
-        ("Charging", "Charging" in charging),
-        ("Occupied", "Occupied" in connector_states),
-        ("Unavailable", connector_states and all(s == "Unavailable" for s in connector_states)),
-    ):
-        if present:
-            return word
-    return "Available"
 
 
 class Recorder:

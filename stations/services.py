@@ -112,7 +112,8 @@ async def asend_command(station_id: str, command: str, timeout: float = COMMAND_
             while True:
                 reply = await layer.receive(reply_to)
                 if reply.get("request_id") == request_id:
-                    return {k: reply[k] for k in ("ok", "status", "detail")}
+                    return {k: reply[k] for k in ("ok", "status", "detail", "data")
+                            if k in reply}
     except TimeoutError:
         return {"ok": False, "status": "NoAnswer",
                 "detail": f"no engine answered within {timeout:g} s"}
@@ -144,3 +145,13 @@ def stations_changed() -> set[int]:
 def stations_removed(shards) -> None:
     """After stations were deleted: their shards stop them."""
     reload_shards({None} if embedded() else {s for s in shards if s is not None})
+
+
+async def aset_fleet_online(online: bool) -> int:
+    """Connect or disconnect every enabled station; returns how many."""
+    count = await Station.objects.filter(enabled=True).aupdate(desired_online=online)
+    command = "connect_all" if online else "disconnect_all"
+    shards = [None] if embedded() else await sync_to_async(shards_in_use)()
+    for shard in shards:
+        await anotify_shard(shard, command)
+    return count

@@ -76,6 +76,28 @@ def apply_desired(station: Station, desired: dict) -> None:
             evse.set_ev_drawing(False)
 
 
+def variable_rows(station: Station) -> list[dict]:
+    """The station's device model, flat, for the detail page."""
+    rows = []
+    for item in station.device_model.report("FullInventory") or []:
+        component, variable = item["component"], item["variable"]
+        actual = next((a for a in item["variable_attribute"] if a.get("type", "Actual")
+                       == "Actual"), item["variable_attribute"][0])
+        characteristics = item.get("variable_characteristics", {})
+        rows.append({
+            "component": component["name"],
+            "evse": component.get("evse", {}).get("id"),
+            "connector": component.get("evse", {}).get("connector_id"),
+            "variable": variable["name"],
+            "instance": variable.get("instance"),
+            "value": actual.get("value"),
+            "mutability": actual.get("mutability", "ReadWrite"),
+            "data_type": characteristics.get("data_type"),
+            "unit": characteristics.get("unit"),
+        })
+    return rows
+
+
 COMMANDS = {
     "connect": lambda s, a: s.go_online(),
     "disconnect": lambda s, a: s.go_offline(),
@@ -198,6 +220,14 @@ class ShardHost:
         if command == "unwatch":
             self.publisher.unwatch(station_id)
             return
+        if command in ("connect_all", "disconnect_all"):
+            for station in self.engine.stations.values():
+                await (station.go_online() if command == "connect_all" else station.go_offline())
+            return
+        if command == "get_variables" and station_id in self.engine.stations:
+            variables = variable_rows(self.engine.stations[station_id])
+            await self._reply(message, Outcome(True, "Accepted"), data=variables)
+            return
         station = self.engine.stations.get(station_id)
         if station is None:
             await self._reply(message, Outcome(False, "Unknown", f"{station_id} is not running"))
@@ -212,12 +242,14 @@ class ShardHost:
                 outcome = Outcome(False, "Rejected", str(exc))
         await self._reply(message, outcome)
 
-    async def _reply(self, message: dict, outcome: Outcome) -> None:
+    async def _reply(self, message: dict, outcome: Outcome, data=None) -> None:
         reply_to = message.get("reply_to")
         if not reply_to:
             return
         reply = {"type": "command.result", "request_id": message.get("request_id"),
                  **outcome.as_dict()}
+        if data is not None:
+            reply["data"] = data
         try:
             await self.layer.send(reply_to, reply)
         except Exception:

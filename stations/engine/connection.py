@@ -73,6 +73,7 @@ async def open_connection(
             ping_interval=None,
             compression=None,
             max_size=2**20,
+            close_timeout=2,
             user_agent_header=None,
         )
     except InvalidStatus as exc:

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from itertools import islice
 
+from .summary import fleet_totals
+
 LOGGER = logging.getLogger(__name__)
 
 Send = Callable[[str, dict], Awaitable[None]]
@@ -25,6 +27,8 @@ Send = Callable[[str, dict], Awaitable[None]]
 DASHBOARD_GROUP = "dashboard"
 FRAME_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 WARN_EVERY_S = 30.0
+# A quiet shard still sends its totals this often, so fleet counts and rates stay fresh.
+TOTALS_EVERY_S = 2.0
 _SAFE = re.compile(r"[A-Za-z0-9_.-]+")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -87,6 +91,7 @@ class Publisher:
         self._watches: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._rate_mark = (clock(), 0)
+        self._last_delta_at = clock()
         self._last_warning = float("-inf")
         self._failures = 0
         self.counters = {"frames_in": 0, "frames_out": 0, "events": 0, "deltas_sent": 0,
@@ -213,11 +218,15 @@ class Publisher:
             if live is not None:
                 views.append(_copy_view(live))
                 live["changed_at"] = None
-        if not views and not txs:
+        quiet_for = now - self._last_delta_at
+        if not views and not txs and quiet_for < TOTALS_EVERY_S:
             return []
+        self._last_delta_at = now
+        totals = fleet_totals(self._views.values())
+        totals["msgs_per_s"] = self.counters["msgs_per_s"]
         stats = {"frames_in": self.counters["frames_in"],
                  "frames_out": self.counters["frames_out"],
-                 "msgs_per_s": self.counters["msgs_per_s"]}
+                 "msgs_per_s": self.counters["msgs_per_s"], "totals": totals}
         parts = []
         for start in range(0, max(len(views), 1), self.max_stations):
             chunk = views[start:start + self.max_stations]

@@ -234,6 +234,8 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             await self._boot()
         self.online = True
         self.emit("online", {"boot_status": self.boot_status})
+        for evse in self.evses.values():
+            self.report_evse(evse)
         await self._send_changed_statuses()
         self.outbox.on_delivered = self.save_state
         await asyncio.gather(

@@ -1,0 +1,156 @@
+"""Dashboard websockets: a snapshot on connect, then throttled, filtered deltas.
+
+Shards send `fleet.delta` for every station that changed; a browser only gets the
+stations it shows (its current table page) and the fleet totals, at most twice a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db.models import Count
+
+from . import services
+from .engine.publisher import DASHBOARD_GROUP, station_group
+from .engine.summary import add_totals, empty_totals
+from .models import Station, StationLive, Transaction
+from .rows import row_from_db, row_from_view
+
+FLEET_SEND_EVERY_S = 0.5
+STATION_SEND_EVERY_S = 0.25
+WATCH_RENEW_S = 10.0
+MAX_SUBSCRIBED = 200
+
+
+def database_totals() -> dict:
+    totals = empty_totals()
+    for status, n in Station.objects.filter(enabled=True).values_list("status").annotate(
+        n=Count("pk")
+    ).values_list("status", "n"):
+        totals["stations"] += n
+        key = status.lower()
+        if key == "offline":
+            totals["offline"] += n
+        else:
+            totals["connected"] += n
+            if key in totals:
+                totals[key] += n
+    totals["active_transactions"] = Transaction.objects.filter(ended_at__isnull=True).count()
+    return totals
+
+
+def station_rows(station_ids) -> dict[str, dict]:
+    stations = Station.objects.filter(station_id__in=station_ids).prefetch_related(
+        "evses__connectors")
+    live = dict(StationLive.objects.filter(station__station_id__in=station_ids)
+                .values_list("station__station_id", "evses"))
+    return {s.station_id: row_from_db(s, live.get(s.station_id)) for s in stations}
+
+
+class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    """Shared by both sockets: login required, throttled sending of what changed."""
+
+    send_every = FLEET_SEND_EVERY_S
+
+    async def connect(self):
+        if not self.scope["user"].is_authenticated:
+            await self.close()
+            return
+        self.pending: dict[str, dict] = {}
+        self.changed = asyncio.Event()
+        await self.channel_layer.group_add(DASHBOARD_GROUP, self.channel_name)
+        await self.accept()
+        await self.send_snapshot()
+        self.sender = asyncio.ensure_future(self._send_loop())
+
+    async def disconnect(self, code):
+        sender = getattr(self, "sender", None)
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        await self.channel_layer.group_discard(DASHBOARD_GROUP, self.channel_name)
+
+    async def _send_loop(self):
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            await self.send_pending()
+            await asyncio.sleep(self.send_every)
+
+
+class FleetConsumer(DashboardConsumer):
+    async def send_snapshot(self):
+        self.subscribed: set[str] = set()
+        self.shard_totals: dict[str, dict] = {}
+        self.totals = await database_sync_to_async(database_totals)()
+        await self.send_json({"type": "snapshot", "totals": self.totals})
+
+    async def receive_json(self, content, **kwargs):
+        if content.get("type") == "subscribe":
+            self.subscribed = {str(s) for s in content.get("stations", [])[:MAX_SUBSCRIBED]}
+
+    async def fleet_delta(self, event):
+        for station_id, view in event["stations"].items():
+            if station_id in self.subscribed:
+                self.pending[station_id] = row_from_view(view, event.get("shard"))
+        totals = event.get("stats", {}).get("totals")
+        if totals is not None:
+            self.shard_totals[event.get("shard", "")] = totals
+            self.totals = add_totals(self.shard_totals.values())
+        self.changed.set()
+
+    async def send_pending(self):
+        stations, self.pending = self.pending, {}
+        await self.send_json({"type": "update", "totals": self.totals, "stations": stations})
+
+
+class StationConsumer(DashboardConsumer):
+    send_every = STATION_SEND_EVERY_S
+
+    async def send_snapshot(self):
+        self.station_id = self.scope["url_route"]["kwargs"]["station_id"]
+        station, frames = await database_sync_to_async(self._load)()
+        self.shard = station["shard"] if station else None
+        await self.channel_layer.group_add(station_group(self.station_id), self.channel_name)
+        await self.send_json({"type": "snapshot", "station": station, "frames": frames})
+        self.watcher = asyncio.ensure_future(self._keep_watching())
+
+    def _load(self):
+        rows = station_rows([self.station_id])
+        frames = list(StationLive.objects.filter(station__station_id=self.station_id)
+                      .values_list("frames", flat=True)[:1])
+        return rows.get(self.station_id), frames[0] if frames else []
+
+    async def _keep_watching(self):
+        # The shard forgets a watch after 30 s unless it is renewed.
+        while True:
+            await services.anotify_shard(self.shard, "watch", station_id=self.station_id)
+            await asyncio.sleep(WATCH_RENEW_S)
+
+    async def disconnect(self, code):
+        watcher = getattr(self, "watcher", None)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(Exception):
+                await services.anotify_shard(self.shard, "unwatch", station_id=self.station_id)
+            await self.channel_layer.group_discard(station_group(self.station_id),
+                                                   self.channel_name)
+        await super().disconnect(code)
+
+    async def fleet_delta(self, event):
+        view = event["stations"].get(self.station_id)
+        if view is not None:
+            self.pending = {"station": row_from_view(view, event.get("shard"))}
+            self.changed.set()
+
+    async def station_frames(self, event):
+        await self.send_json({"type": "frames", "frames": event["frames"]})
+
+    async def send_pending(self):
+        pending, self.pending = self.pending, {}
+        if pending:
+            await self.send_json({"type": "station", **pending})

@@ -1,0 +1,75 @@
+"""The embedded mode: web, engine and sandbox CSMS in one process, on one event loop.
+
+Daphne runs Twisted on the asyncio reactor; its ready callback runs on that loop, so the
+engine (one ShardHost for every station) and the sandbox CSMS run beside the web server
+and the in-memory channel layer connects them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+from ocpp.v201 import call
+
+from .sandbox import Policy, SandboxCsms
+
+LOGGER = logging.getLogger(__name__)
+
+_runtime: dict = {}
+
+
+def sandbox() -> SandboxCsms | None:
+    return _runtime.get("sandbox")
+
+
+def set_host(host) -> None:
+    _runtime["host"] = host
+
+
+def host():
+    """The ShardHost running every station in this process, if any."""
+    return _runtime.get("host")
+
+
+async def start_sandbox(host: str, port: int) -> SandboxCsms:
+    csms = SandboxCsms(Policy(rejected_tokens=set(settings.FLEET_SANDBOX_REJECTED_TOKENS)))
+    csms.url = await csms.start(host, port)
+    _runtime["sandbox"] = csms
+    return csms
+
+
+async def stop_sandbox() -> None:
+    csms = _runtime.pop("sandbox", None)
+    if csms is not None:
+        await csms.stop()
+
+
+async def remote_control(action: str, data: dict) -> dict:
+    """The sandbox CSMS sends RequestStart/RequestStopTransaction to a station."""
+    csms = sandbox()
+    if csms is None:
+        raise LookupError("the sandbox CSMS does not run in this process")
+    station_id = str(data.get("station_id", ""))
+    if station_id not in csms.sessions:
+        return {"ok": False, "status": "Offline", "detail": f"{station_id} is not connected"}
+    if action == "remote-start":
+        request = call.RequestStartTransaction(
+            id_token={"id_token": str(data.get("id_token") or "TOKEN-001"), "type": "Central"},
+            remote_start_id=next(csms.ids), evse_id=data.get("evse_id"),
+        )
+    elif action == "remote-stop":
+        request = call.RequestStopTransaction(transaction_id=str(data.get("transaction_id", "")))
+    else:
+        raise LookupError(f"unknown sandbox action {action!r}")
+    try:
+        response = await asyncio.wait_for(csms.call(station_id, request), 10)
+    except Exception as exc:  # noqa: BLE001 - shown to the user as the outcome
+        return {"ok": False, "status": "Error", "detail": str(exc)}
+    detail = ""
+    if response.status_info:
+        detail = response.status_info.get("reason_code", "")
+    return {"ok": response.status == "Accepted", "status": response.status, "detail": detail}
+
+

@@ -1,0 +1,63 @@
+"""One word per station and fleet-wide totals, as the dashboard shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+STATUS_WORDS = ("Offline", "Faulted", "Charging", "Occupied", "Unavailable", "Available")
+
+
+def station_status(online: bool, evses: dict) -> str:
+    """The most telling state of a station's EVSEs."""
+    if not online:
+        return "Offline"
+    connector_states = [s for e in evses.values() for s in e.get("connectors", {}).values()]
+    if "Faulted" in connector_states:
+        return "Faulted"
+    if any(e.get("charging_state") == "Charging" for e in evses.values()):
+        return "Charging"
+    if "Occupied" in connector_states:
+        return "Occupied"
+    if connector_states and all(s == "Unavailable" for s in connector_states):
+        return "Unavailable"
+    return "Available"
+
+
+def empty_totals() -> dict:
+    return {"stations": 0, "connected": 0, "offline": 0, "available": 0, "occupied": 0,
+            "charging": 0, "faulted": 0, "unavailable": 0, "active_transactions": 0,
+            "power_kw": 0.0, "energy_kwh": 0.0, "msgs_per_s": 0.0}
+
+
+def fleet_totals(views: Iterable[dict]) -> dict:
+    """Totals over station views (Publisher views: online, evses)."""
+    totals = empty_totals()
+    for view in views:
+        totals["stations"] += 1
+        online = view.get("online", False)
+        totals["connected" if online else "offline"] += 1
+        evses = view.get("evses", {})
+        status = station_status(online, evses)
+        if status != "Offline":
+            totals[status.lower()] += 1
+        for evse in evses.values():
+            if evse.get("transaction_id"):
+                totals["active_transactions"] += 1
+            totals["power_kw"] += (evse.get("power_w") or 0) / 1000
+            totals["energy_kwh"] += (evse.get("energy_wh") or 0) / 1000
+    totals["power_kw"] = round(totals["power_kw"], 1)
+    totals["energy_kwh"] = round(totals["energy_kwh"], 1)
+    return totals
+
+
+def add_totals(parts: Iterable[dict]) -> dict:
+    """Fleet totals from per-shard totals."""
+    totals = empty_totals()
+    for part in parts:
+        for key, value in part.items():
+            if key in totals:
+                totals[key] += value
+    totals["power_kw"] = round(totals["power_kw"], 1)
+    totals["energy_kwh"] = round(totals["energy_kwh"], 1)
+    totals["msgs_per_s"] = round(totals["msgs_per_s"], 1)
+    return totals

@@ -1,0 +1,115 @@
+"""Dashboard websockets: login required; a snapshot first, then throttled deltas."""
+
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from fleet.asgi import application
+from stations.engine.publisher import DASHBOARD_GROUP, station_group
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_headers(user=None):
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        headers.append((b"cookie", cookie.encode()))
+    return headers
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("operator", password="x" * 20)
+
+
+def view(station_id, status="Charging", power=7400.0):
+    return {"station_id": station_id, "online": True, "boot_status": "Accepted", "error": None,
+            "evses": {"1": {"evse_id": 1, "connectors": {"1": "Occupied"},
+                            "charging_state": status, "power_w": power, "energy_wh": 1200.0,
+                            "soc": 40.0, "id_token": "T", "transaction_id": "tx",
+                            "tx_energy_wh": 100.0}},
+            "connectors": {}}
+
+
+async def delta(stations, totals=None, shard="0"):
+    await get_channel_layer().group_send(DASHBOARD_GROUP, {
+        "type": "fleet.delta", "shard": shard, "sent_at": 0,
+        "stations": {v["station_id"]: v for v in stations}, "transactions": [],
+        "stats": {"totals": totals or {"stations": len(stations), "charging": len(stations)}},
+    })
+
+
+@pytest.mark.parametrize("path", ["/ws/fleet/", "/ws/stations/CS-1/"])
+async def test_an_anonymous_socket_is_refused(path):
+    communicator = WebsocketCommunicator(application, path, headers=session_headers())
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_a_logged_in_socket_gets_a_snapshot_then_only_its_stations(user, make_station):
+    await asyncio.to_thread(make_station, "CS-1")
+    communicator = WebsocketCommunicator(application, "/ws/fleet/",
+                                         headers=await asyncio.to_thread(session_headers, user))
+    connected, _ = await communicator.connect()
+    assert connected
+    snapshot = await communicator.receive_json_from()
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["totals"]["stations"] == 1 and snapshot["totals"]["offline"] == 1
+
+    await communicator.send_json_to({"type": "subscribe", "stations": ["CS-1"]})
+    await asyncio.sleep(0.05)
+    await delta([view("CS-1"), view("CS-2")], totals={"stations": 2, "charging": 2,
+                                                     "power_kw": 14.8})
+    update = await communicator.receive_json_from(timeout=2)
+    assert update["type"] == "update"
+    assert list(update["stations"]) == ["CS-1"], "only what the page shows"
+    row = update["stations"]["CS-1"]
+    assert row["status"] == "Charging" and row["evses"][0]["power_w"] == 7400.0
+    assert update["totals"]["charging"] == 2 and update["totals"]["power_kw"] == 14.8
+    await communicator.disconnect()
+
+
+async def test_a_burst_of_deltas_reaches_the_browser_as_a_few_messages(user):
+    communicator = WebsocketCommunicator(application, "/ws/fleet/",
+                                         headers=await asyncio.to_thread(session_headers, user))
+    await communicator.connect()
+    await communicator.receive_json_from()
+    await communicator.send_json_to({"type": "subscribe", "stations": ["CS-1"]})
+    await asyncio.sleep(0.05)
+    for n in range(100):
+        await delta([view("CS-1", power=float(n))])
+    await asyncio.sleep(1.2)
+    messages = []
+    while not await communicator.receive_nothing(timeout=0.1):
+        messages.append(await communicator.receive_json_from())
+    assert 1 <= len(messages) <= 4
+    assert messages[-1]["stations"]["CS-1"]["evses"][0]["power_w"] == 99.0, "the final state"
+    await communicator.disconnect()
+
+
+async def test_the_station_socket_streams_frames_and_state(user, make_station):
+    await asyncio.to_thread(make_station, "CS-1")
+    communicator = WebsocketCommunicator(application, "/ws/stations/CS-1/",
+                                         headers=await asyncio.to_thread(session_headers, user))
+    connected, _ = await communicator.connect()
+    assert connected
+    snapshot = await communicator.receive_json_from()
+    assert snapshot["type"] == "snapshot" and snapshot["station"]["station_id"] == "CS-1"
+    frame = {"at": 1.0, "direction": "out", "type": "CALL", "unique_id": "1",
+             "action": "Heartbeat", "payload": {}, "latency_ms": None}
+    await get_channel_layer().group_send(station_group("CS-1"), {
+        "type": "station.frames", "station_id": "CS-1", "frames": [frame]})
+    frames = await communicator.receive_json_from(timeout=2)
+    assert frames == {"type": "frames", "frames": [frame]}
+    await delta([view("CS-1", status="SuspendedEV", power=0.0)])
+    update = await communicator.receive_json_from(timeout=2)
+    assert update["type"] == "station"
+    assert update["station"]["evses"][0]["charging_state"] == "SuspendedEV"
+    await communicator.disconnect()
