@@ -13,6 +13,9 @@ from .station import EventSink, StateStore, Station
 
 LOGGER = logging.getLogger(__name__)
 
+# Seconds between live kW/kWh reports of charging EVSEs (to the sink, not the CSMS).
+LIVE_METER_S = 2.0
+
 
 class Shard:
     def __init__(
@@ -33,6 +36,16 @@ class Shard:
         self.ramp_per_second = ramp_per_second
         self.stations: dict[str, Station] = {}
         self._tasks: dict[str, asyncio.Task] = {}
+        self._live_meter: asyncio.Task | None = None
+
+    async def report_charging(self, every: float = LIVE_METER_S) -> None:
+        """Keep watchers' kW and kWh moving between OCPP meter values."""
+        while True:
+            await asyncio.sleep(every)
+            for station in self.stations.values():
+                for evse in station.evses.values():
+                    if evse.transaction is not None:
+                        station.report_evse(evse)
 
     async def start(
         self, configs: Iterable[StationConfig], prepare: Callable[[Station], None] | None = None,
@@ -43,6 +56,8 @@ class Shard:
         `states` holds saved engine states to resume from; `prepare` sets a new station up
         (desired EV, faults, offline) before it first connects.
         """
+        if self._live_meter is None:
+            self._live_meter = asyncio.ensure_future(self.report_charging())
         loop = asyncio.get_running_loop()
         began = loop.time()
         for index, config in enumerate(configs):
@@ -84,6 +99,9 @@ class Shard:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Close every station's connection; give up on stragglers after `timeout`."""
+        if self._live_meter is not None:
+            self._live_meter.cancel()
+            self._live_meter = None
         for station in self.stations.values():
             await station.stop()
         tasks = list(self._tasks.values())
