@@ -75,6 +75,8 @@ async def open_connection(
             max_size=2**20,
             close_timeout=2,
             user_agent_header=None,
+            # Stations dial the CSMS directly; reading proxy settings costs per connection.
+            proxy=None,
         )
     except InvalidStatus as exc:
         status = exc.response.status_code

@@ -9,7 +9,6 @@ numbered by seqNo and queued in the station's outbox so none is lost while offli
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -50,13 +49,12 @@ class Transaction:
 
 
 class Evse:
-    def __init__(self, station: Station, config: EvseConfig, rng: random.Random):
+    def __init__(self, station: Station, config: EvseConfig):
         self.station = station
         self.config = config
         self.id = config.evse_id
-        self.rng = rng
         self.connector_ids = [c.connector_id for c in config.connectors]
-        self.meter = Meter(voltage=config.voltage, phases=config.phases, rng=rng)
+        self.meter = Meter(voltage=config.voltage, phases=config.phases)
         self.plugged_connector: int | None = None
         # Named in TransactionEvents, including the one sent after the EV left.
         self.last_connector = self.connector_ids[0]
@@ -191,7 +189,7 @@ class Evse:
             return "an EV is already plugged in"
         self.update_meter()
         self.plugged_connector = self.last_connector = connector_id
-        self.ev = Ev.random(self.rng, self.config.max_power_kw)
+        self.ev = Ev.random(self.station.rng, self.config.max_power_kw)
         self._cancel_connect_timeout()
         self.changed("CablePluggedIn")
         return None

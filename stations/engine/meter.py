@@ -15,6 +15,8 @@ TAPER_FROM_SOC = 80.0
 # At 100 % the EV still draws this share of its maximum, then stops.
 TAPER_FLOOR = 0.05
 
+_VOLTAGE_NOISE = random.Random(0)
+
 UNITS = {
     "Energy.Active.Import.Register": "Wh",
     "Power.Active.Import": "W",
@@ -61,8 +63,8 @@ class Meter:
     phases: int = 3
     register_wh: float = 0.0
     power_w: float = 0.0
-    # Small, repeatable wobble on the grid voltage so readings look measured.
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    # Small wobble on the grid voltage so readings look measured; one generator for all.
+    rng: random.Random = field(default=_VOLTAGE_NOISE, repr=False)
 
     def deliver(self, ev: Ev | None, limit_kw: float, seconds: float) -> None:
         """Advance by `seconds` of charging `ev` at no more than `limit_kw`."""

@@ -26,6 +26,7 @@ from ocpp.charge_point import (
     snake_to_camel_case,
 )
 from ocpp.messages import Call, CallResult, MessageType, get_validator
+from ocpp.routing import create_route_map
 from ocpp.v201 import ChargePoint
 from ocpp.v201.enums import Action
 
@@ -48,6 +49,8 @@ _SCHEMA_ERROR_CODES = {
     "type": "TypeConstraintViolation",
     "additionalProperties": "FormatViolation",
 }
+
+_ROUTES: dict[type, dict] = {}
 
 FrameHook = Callable[[str, int, str, str | None, Any, float | None], None]
 
@@ -96,8 +99,18 @@ class OcppPeer(ChargePoint):
     """One end of an OCPP 2.0.1 connection that outlives any single websocket."""
 
     def __init__(self, peer_id: str, *, validate: bool = True, response_timeout: float = 30.0):
-        super().__init__(peer_id, connection=None, response_timeout=response_timeout)
-        # Off in load tests: validation costs about half again the CPU per frame.
+        # Not ChargePoint.__init__: it builds a route map and a response queue for every
+        # instance; with thousands of stations routes are shared per class and answers
+        # go straight to the one pending call.
+        self.id = peer_id
+        self.logger = LOGGER
+        # Seconds to wait for the answer to one of our CALLs.
+        self._response_timeout = response_timeout
+        # The websocket while connected, else None.
+        self._connection = None
+        # OCPP-J allows one CALL in flight per direction.
+        self._call_lock = asyncio.Lock()
+        # Off in load tests: validation costs CPU on every frame.
         self.validate = validate
         # Called as hook(direction, message_type_id, unique_id, action, payload, latency_ms)
         # for every frame; None keeps the hot path free of that work.
@@ -106,6 +119,14 @@ class OcppPeer(ChargePoint):
         self._pending: tuple[str, str, asyncio.Future, float] | None = None
         # Tasks started by `@after` handlers, kept so they are not garbage-collected mid-way.
         self._after_tasks: set[asyncio.Task] = set()
+
+    @classmethod
+    def routes(cls) -> dict:
+        """`@on`/`@after` handlers by action, as plain functions, found once per class."""
+        routes = _ROUTES.get(cls)
+        if routes is None:
+            routes = _ROUTES[cls] = create_route_map(cls)
+        return routes
 
     # -- connection ------------------------------------------------------------------
 
@@ -160,7 +181,8 @@ class OcppPeer(ChargePoint):
             try:
                 await self._send(Call(unique_id, action, payload).to_json())
                 self._emit("out", MessageType.Call, unique_id, action, payload)
-                return await asyncio.wait_for(future, self._response_timeout)
+                async with asyncio.timeout(self._response_timeout):
+                    return await future
             finally:
                 self._pending = None
 
@@ -234,7 +256,7 @@ class OcppPeer(ChargePoint):
         if refusal:
             await self._reply_error(msg.unique_id, "SecurityError", refusal)
             return
-        handlers = self.route_map.get(msg.action, {})
+        handlers = self.routes().get(msg.action, {})
         handler = handlers.get("_on_action")
         if handler is None:
             if msg.action in OCPP_ACTIONS:
@@ -250,7 +272,7 @@ class OcppPeer(ChargePoint):
                 return
         kwargs = camel_to_snake_case(msg.payload)
         try:
-            response = handler(**kwargs)
+            response = handler(self, **kwargs)
             if inspect.isawaitable(response):
                 response = await response
         except Exception:
@@ -268,7 +290,7 @@ class OcppPeer(ChargePoint):
         await self._send(CallResult(msg.unique_id, payload).to_json())
         after = handlers.get("_after_action")
         if after is not None:
-            result = after(**kwargs)
+            result = after(self, **kwargs)
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
                 self._after_tasks.add(task)

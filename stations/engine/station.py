@@ -63,8 +63,9 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self.config = config
         # Receives (station_id, kind, data) for everything a user might watch.
         self.sink = sink
-        # Seeded by the id so a station's EVs and jitter repeat from run to run.
-        self.rng = rng or random.Random(config.station_id)
+        # Seeded by the id so a station's EVs and jitter repeat from run to run; made on
+        # first use, as most stations of a large fleet never need one.
+        self._rng = rng
         self.device_model = DeviceModel(
             config.evses,
             vendor=config.vendor,
@@ -78,7 +79,7 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         )
         self.device_model.add_listener(self._variable_changed)
         self.operative = config.variables.get(STATION_OPERATIVE_KEY) != "Inoperative"
-        self.evses = {e.evse_id: Evse(self, e, self.rng) for e in config.evses}
+        self.evses = {e.evse_id: Evse(self, e) for e in config.evses}
         for evse in self.evses.values():
             evse.operative = config.variables.get(evse_operative_key(evse.id)) != "Inoperative"
         self.outbox = Outbox()
@@ -100,7 +101,7 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._wake = asyncio.Event()
         self._reboot_reason: str | None = None
         self._boot_now = asyncio.Event()
-        self._heartbeat_changed = asyncio.Event()
+        self._heartbeat: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         # EVSEs promised to accepted RequestStartTransactions, by remoteStartId.
         self.remote_claims: dict[int, int] = {}
@@ -112,6 +113,12 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self.state_store = state_store
         if state:
             self.restore_state(state)
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random(self.config.station_id)
+        return self._rng
 
     # -- surviving a restart ----------------------------------------------------------
 
@@ -145,7 +152,7 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
 
     def _variable_changed(self, component: str, variable: str, value: str) -> None:
         if (component, variable) == ("OCPPCommCtrlr", "HeartbeatInterval"):
-            self._heartbeat_changed.set()
+            self._restart_heartbeat()
 
     def report_evse(self, evse: Evse) -> None:
         if self.sink is not None:
@@ -238,10 +245,14 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             self.report_evse(evse)
         await self._send_changed_statuses()
         self.outbox.on_delivered = self.save_state
-        await asyncio.gather(
-            self._heartbeat_loop(),
-            self.outbox.deliver(self._deliver, attempts=self._attempts, interval=self._interval),
-        )
+        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        try:
+            await self.outbox.deliver(
+                self._deliver, attempts=self._attempts, interval=self._interval
+            )
+        finally:
+            self._heartbeat.cancel()
+            self._heartbeat = None
 
     async def _restart(self, reason: str) -> None:
         """What a reboot does to a station: transactions gone, authorization lost."""
@@ -303,15 +314,17 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
                 await asyncio.wait_for(self._boot_now.wait(), wait)
 
     async def _heartbeat_loop(self) -> None:
+        # A plain sleep: thousands of stations beat, and each wait_for would cost a task,
+        # a timer and an exception per beat. An interval change restarts this loop.
         while True:
             interval = self.device_model.get_int("OCPPCommCtrlr", "HeartbeatInterval")
-            self._heartbeat_changed.clear()
-            try:
-                await asyncio.wait_for(self._heartbeat_changed.wait(), max(interval, 1))
-                continue
-            except TimeoutError:
-                pass
+            await asyncio.sleep(max(interval, 1))
             await self.send_heartbeat()
+
+    def _restart_heartbeat(self) -> None:
+        if self._heartbeat is not None and not self._heartbeat.done():
+            self._heartbeat.cancel()
+            self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
 
     async def send_heartbeat(self) -> None:
         with contextlib.suppress(*CALL_FAILURES):
