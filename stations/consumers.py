@@ -50,6 +50,14 @@ def station_rows(station_ids) -> dict[str, dict]:
     return {s.station_id: row_from_db(s, live.get(s.station_id)) for s in stations}
 
 
+def shards_of(station_ids) -> dict:
+    shards: dict = {}
+    rows = Station.objects.filter(station_id__in=station_ids).values_list("station_id", "shard")
+    for station_id, shard in rows:
+        shards.setdefault(None if services.embedded() else shard, []).append(station_id)
+    return shards
+
+
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
     """Shared by both sockets: login required, throttled sending of what changed."""
 
@@ -92,6 +100,10 @@ class FleetConsumer(DashboardConsumer):
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "subscribe":
             self.subscribed = {str(s) for s in content.get("stations", [])[:MAX_SUBSCRIBED]}
+            # The page came from the database, up to a second behind: ask for live views.
+            shards = await database_sync_to_async(shards_of)(self.subscribed)
+            for shard, station_ids in shards.items():
+                await services.anotify_shard(shard, "refresh", station_ids=station_ids)
 
     async def fleet_delta(self, event):
         for station_id, view in event["stations"].items():

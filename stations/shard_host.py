@@ -220,6 +220,9 @@ class ShardHost:
         if command == "unwatch":
             self.publisher.unwatch(station_id)
             return
+        if command == "refresh":
+            self.publisher.touch(message.get("station_ids", []))
+            return
         if command in ("connect_all", "disconnect_all"):
             for station in self.engine.stations.values():
                 await (station.go_online() if command == "connect_all" else station.go_offline())

@@ -149,7 +149,16 @@ class Publisher:
             self._unsent[station_id] = self._unsent.get(station_id, 0) + 1
 
     def watch(self, station_id: str, ttl: float = 30.0) -> None:
+        if station_id not in self._watches:
+            # A new watcher loaded its page from the database, which may lag: resend.
+            self.touch([station_id])
         self._watches[station_id] = self._clock() + ttl
+
+    def touch(self, station_ids) -> None:
+        """Send these stations' views with the next flush, changed or not."""
+        for station_id in station_ids:
+            if station_id in self._views:
+                self._dirty[station_id] = None
 
     def unwatch(self, station_id: str) -> None:
         self._watches.pop(station_id, None)

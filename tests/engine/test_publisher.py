@@ -152,12 +152,32 @@ async def test_watches_expire_unless_renewed(sent, clock):
     pub.frame("CS-A", "out", 2, "1", "Heartbeat", {}, None)
     pub.frame("CS-B", "out", 2, "2", "Heartbeat", {}, None)
     await pub.flush()
-    assert [m["station_id"] for _g, m in sent.messages] == ["CS-B"]
+    frames = [m for _g, m in sent.messages if m["type"] == "station.frames"]
+    assert [m["station_id"] for m in frames] == ["CS-B"]
 
     pub.unwatch("CS-B")
     pub.frame("CS-B", "out", 2, "3", "Heartbeat", {}, None)
     await pub.flush()
-    assert len(sent.messages) == 1
+    assert len([m for _g, m in sent.messages if m["type"] == "station.frames"]) == 1
+
+
+async def test_a_quiet_shard_still_sends_its_totals(sent, clock):
+    pub = Publisher(sent, clock=clock)
+    pub.record("CS-A", "online", {"boot_status": "Accepted"})
+    pub.record("CS-A", "evse", {"evse_id": 1, "connectors": {1: "Occupied"},
+                                "charging_state": "Charging", "power_w": 11000.0,
+                                "energy_wh": 2500.0, "transaction_id": "tx-1"})
+    await pub.flush()
+    clock.now += 1
+    await pub.flush()
+    assert len(sent.messages) == 1, "nothing changed, totals are fresh"
+    clock.now += 2
+    await pub.flush()
+    assert len(sent.messages) == 2
+    totals = sent.messages[-1][1]["stats"]["totals"]
+    assert totals["stations"] == 1 and totals["charging"] == 1
+    assert totals["active_transactions"] == 1
+    assert totals["power_kw"] == 11.0 and totals["energy_kwh"] == 2.5
 
 
 async def test_a_failing_send_keeps_changes_for_the_next_flush(sent, clock):

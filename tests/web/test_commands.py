@@ -119,3 +119,26 @@ async def test_pages_and_the_api_need_a_login():
     for path in ("/", "/stations/CS-1/", "/api/stations/"):
         response = await anonymous.get(path)
         assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+async def test_a_page_that_subscribes_gets_live_rows_without_waiting_for_a_change(engine):
+    from channels.testing import WebsocketCommunicator
+
+    from fleet.asgi import application
+
+    from .test_consumers import session_headers
+
+    user = await asyncio.to_thread(get_user_model().objects.create_user, "viewer",
+                                   password="x" * 20)
+    socket = WebsocketCommunicator(application, "/ws/fleet/",
+                                   headers=await asyncio.to_thread(session_headers, user))
+    assert (await socket.connect())[0]
+    await socket.receive_json_from()
+    await socket.send_json_to({"type": "subscribe", "stations": ["CS-1"]})
+    update = await socket.receive_json_from(timeout=3)
+    while "CS-1" not in update["stations"]:
+        update = await socket.receive_json_from(timeout=3)
+    row = update["stations"]["CS-1"]
+    assert row["online"] and row["evses"][0]["connectors"] == {"1": "Available"}
+    assert update["totals"]["connected"] == 2
+    await socket.disconnect()
