@@ -4,14 +4,20 @@ Names, data types, units and mutability follow the standardized components and v
 OCPP 2.0.1 Part 2 (Appendix "Referenced Components and Variables"). Defaults, limits and value
 lists describe what this simulator supports. Where the spec leaves a variable's mutability to
 the implementation, the choice is commented.
+
+A Layout binds the tables to one set of EVSEs and connectors. Most stations of a fleet share a
+few layouts, so each is built once and shared by every DeviceModel that has it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
+
+from stations.engine.config import EvseConfig
 
 READ_ONLY = "ReadOnly"
 READ_WRITE = "ReadWrite"
@@ -281,3 +287,152 @@ CONNECTOR_VARIABLES: tuple[VariableSpec, ...] = (
     _ro("Connector", "SupplyPhases", "integer", "3", min_limit=0, max_limit=3, constant=True),
 )
 # fmt: on
+
+
+# -- binding the tables to a station ---------------------------------------------------------
+
+
+def attribute_key(
+    component: str,
+    variable: str,
+    *,
+    evse: int | None = None,
+    connector: int | None = None,
+    component_instance: str | None = None,
+    variable_instance: str | None = None,
+    attribute_type: str = ACTUAL,
+) -> str:
+    """A stable name for one attribute, e.g. "Connector[1,2]/ConnectorType/Actual"."""
+    where = component if component_instance is None else f"{component}({component_instance})"
+    if evse is not None:
+        where += f"[{evse}]" if connector is None else f"[{evse},{connector}]"
+    what = variable if variable_instance is None else f"{variable}[{variable_instance}]"
+    return f"{where}/{what}/{attribute_type}"
+
+
+# Lowercased, as Part 2 matches names case-insensitively.
+def component_key(name: str, instance: str | None, evse: int | None, connector: int | None):
+    return (name.lower(), (instance or "").lower(), evse, connector)
+
+
+def variable_key(name: str, instance: str | None) -> tuple:
+    return (name.lower(), (instance or "").lower())
+
+
+# The station's own facts, in the order station_layout takes them. Their values differ from
+# station to station, so a DeviceModel holds them; only whether one is missing shapes a layout.
+STATION_FACTS = tuple(
+    f"ChargingStation/{name}/Actual"
+    for name in ("Model", "VendorName", "SerialNumber", "FirmwareVersion")
+) + ("SecurityCtrlr/Identity/Actual", "SecurityCtrlr/SecurityProfile/Actual")
+
+
+class BoundVariable:
+    """A catalog variable bound to one component (and EVSE/connector) of a layout."""
+
+    __slots__ = ("spec", "evse", "connector", "slots")
+
+    def __init__(self, spec: VariableSpec, evse: int | None, connector: int | None):
+        self.spec = spec
+        self.evse = evse
+        self.connector = connector
+        # Attribute type -> slot, in the spec's attribute order.
+        self.slots: dict[str, int] = {}
+
+
+class Layout:
+    """The variables of every station with the same EVSEs, connectors and missing facts.
+
+    Each attribute has a slot: an index into keys (its attribute_key) and defaults. Nothing
+    changes once built except `parsed`, typed defaults memoized on first read.
+    """
+
+    def __init__(self) -> None:
+        # component_key + variable_key -> variable, in report order.
+        self.variables: dict[tuple, BoundVariable] = {}
+        self.components: set[tuple] = set()
+        # (component, variable, evse, connector, variable instance, attribute) as the catalog
+        # spells them -> slot, so the station's own reads need no lowercasing.
+        self.slots: dict[tuple, int] = {}
+        # Lowercased attribute_key -> slot, for saved values.
+        self.by_key: dict[str, int] = {}
+        self.keys: list[str] = []
+        self.defaults: list[str] = []
+        self.specs: list[VariableSpec] = []
+        self.parsed: dict[int, object] = {}
+        # Slot of each of STATION_FACTS, None where the layout lacks it.
+        self.fact_slots: tuple[int | None, ...] = ()
+
+    def add(self, spec: VariableSpec, evse: int | None, connector: int | None, facts: Mapping):
+        bound = BoundVariable(spec, evse, connector)
+        where = component_key(spec.component, None, evse, connector)
+        self.variables[where + variable_key(spec.name, spec.instance)] = bound
+        self.components.add(where)
+        for attribute in spec.attributes:
+            key = attribute_key(
+                spec.component,
+                spec.name,
+                evse=evse,
+                connector=connector,
+                variable_instance=spec.instance,
+                attribute_type=attribute,
+            )
+            slot = bound.slots[attribute] = len(self.keys)
+            self.keys.append(key)
+            # A fact (a value taken from the station's config) replaces the catalog default.
+            self.defaults.append(facts.get(key) or spec.default)
+            self.specs.append(spec)
+            self.by_key[key.lower()] = slot
+            spelled = (spec.component, spec.name, evse, connector, spec.instance, attribute)
+            self.slots[spelled] = slot
+
+
+def station_layout(evses: Sequence[EvseConfig], facts: Sequence[str | None]) -> Layout:
+    """The (shared) layout of a station; facts are its values of STATION_FACTS."""
+    absent = tuple(key for key, fact in zip(STATION_FACTS, facts, strict=True) if fact is None)
+    supply_phases = str(max((evse.phases for evse in evses), default=0))
+    return _layout(tuple(map(_evse_layout, evses)), supply_phases, absent)
+
+
+# Distinct layouts kept for sharing; a model keeps its own layout alive after eviction.
+@lru_cache(maxsize=256)
+def _layout(evses: tuple[tuple, ...], supply_phases: str, absent: tuple[str, ...]) -> Layout:
+    layout = Layout()
+    facts = {attribute_key("ChargingStation", "SupplyPhases"): supply_phases}
+    for spec in STATION_VARIABLES:
+        if attribute_key(spec.component, spec.name) in absent:
+            continue  # the station has no such value, e.g. no serial number
+        layout.add(spec, None, None, facts)
+    for evse_id, watts, phases, connectors in evses:
+        facts.update(_evse_facts(evse_id, watts, phases, connectors))
+        for spec in EVSE_VARIABLES:
+            # Part 2 requires EVSE.Power's maxLimit to hold the power the EVSE can deliver.
+            if spec.name == "Power":
+                spec = replace(spec, max_limit=watts)
+            layout.add(spec, evse_id, None, facts)
+        for connector_id, _ in connectors:
+            for spec in CONNECTOR_VARIABLES:
+                layout.add(spec, evse_id, connector_id, facts)
+    canonical = {key: slot for slot, key in enumerate(layout.keys)}
+    layout.fact_slots = tuple(canonical.get(key) for key in STATION_FACTS)
+    return layout
+
+
+def _evse_layout(evse: EvseConfig) -> tuple:
+    # Everything the EVSE's variables and their defaults depend on, and nothing else.
+    watts = round(evse.max_power_kw * 1000, 3)
+    watts = int(watts) if watts.is_integer() else watts
+    connectors = tuple((c.connector_id, c.connector_type) for c in evse.connectors)
+    return (evse.evse_id, watts, str(evse.phases), connectors)
+
+
+def _evse_facts(evse_id: int, watts: float, phases: str, connectors: tuple) -> dict[str, str]:
+    facts = {
+        attribute_key("EVSE", "Power", evse=evse_id, attribute_type=MAX_SET): str(watts),
+        attribute_key("EVSE", "SupplyPhases", evse=evse_id): phases,
+    }
+    for connector_id, connector_type in connectors:
+        where = {"evse": evse_id, "connector": connector_id}
+        facts[attribute_key("Connector", "ConnectorType", **where)] = connector_type
+        facts[attribute_key("Connector", "SupplyPhases", **where)] = phases
+    return facts

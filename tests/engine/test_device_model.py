@@ -1,3 +1,6 @@
+import gc
+import tracemalloc
+
 import pytest
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.messages import MessageType, get_validator
@@ -589,6 +592,109 @@ def test_a_report_shows_the_current_value():
 
 def test_an_unknown_report_base_gives_none():
     assert make_model().report("EverythingPlease") is None
+
+
+# -- Many stations --------------------------------------------------------------------------
+
+
+def test_models_with_the_same_layout_do_not_see_each_others_changes():
+    first, second = make_model(identity="CP-1"), make_model(identity="CP-2")
+    untouched = second.report("FullInventory")
+
+    set_one(first, component("OCPPCommCtrlr"), "HeartbeatInterval", "42")
+    set_one(first, component("TxCtrlr"), "TxStartPoint", "EVConnected")
+    set_one(first, component("OCPPCommCtrlr"), "NetworkConfigurationPriority", "2,1")
+    first.set_internal("Connector", "AvailabilityState", "Occupied", evse=2, connector=1)
+    first.set_internal("EVSE", "Power", "7000", evse=1)
+
+    assert second.get_int("OCPPCommCtrlr", "HeartbeatInterval") == 300
+    assert second.get_list("TxCtrlr", "TxStartPoint") == ["PowerPathClosed"]
+    assert second.get("Connector", "AvailabilityState", evse=2, connector=1) == "Available"
+    assert get_one(second, component("SecurityCtrlr"), "Identity")["attribute_value"] == "CP-2"
+    assert second.report("FullInventory") == untouched
+    # A write the other model already had still counts as a change for this one.
+    again = set_one(second, component("OCPPCommCtrlr"), "NetworkConfigurationPriority", "2,1")
+    assert again["attribute_status"] == "RebootRequired"
+    assert first.get_int("OCPPCommCtrlr", "HeartbeatInterval") == 42
+    assert get_one(first, component("SecurityCtrlr"), "Identity")["attribute_value"] == "CP-1"
+
+
+def test_overrides_and_listeners_belong_to_one_model():
+    changes = []
+    restored = make_model(overrides={"OCPPCommCtrlr/HeartbeatInterval/Actual": "42"})
+    plain = make_model(on_change=lambda key, value: changes.append(key))
+    restored.add_listener(lambda *change: changes.append(change))
+
+    set_one(restored, component("AuthCtrlr"), "Enabled", "false")
+
+    assert plain.get_int("OCPPCommCtrlr", "HeartbeatInterval") == 300
+    assert plain.get_bool("AuthCtrlr", "Enabled") is True
+    assert changes == [("AuthCtrlr", "Enabled", "false")]
+
+
+def test_models_with_different_evses_keep_their_own_ratings_and_connectors():
+    small = DeviceModel(
+        (EvseConfig(1, max_power_kw=11.0, connectors=(ConnectorConfig(1, "sType2"),)),),
+        vendor="OpenFleet",
+        model="SimCharger",
+        serial_number=None,
+        firmware_version="1.0.0",
+    )
+    large = make_model()
+
+    assert small.get_int("EVSE", "Power", evse=1, attribute_type="MaxSet") == 11000
+    assert large.get_int("EVSE", "Power", evse=1, attribute_type="MaxSet") == 22000
+    assert small.get("Connector", "ConnectorType", evse=1, connector=1) == "sType2"
+    assert small.get("EVSE", "Power", evse=2) is None
+    assert large.get("ChargingStation", "SerialNumber") == "SN-1"
+
+
+def test_typed_reads_follow_every_change_of_the_value():
+    model = make_model()
+    assert model.get_int("OCPPCommCtrlr", "HeartbeatInterval") == 300
+
+    model.set_internal("OCPPCommCtrlr", "HeartbeatInterval", "120")
+    assert model.get_int("OCPPCommCtrlr", "HeartbeatInterval") == 120
+    set_one(model, component("OCPPCommCtrlr"), "HeartbeatInterval", "300")
+    assert model.get_int("OCPPCommCtrlr", "HeartbeatInterval") == 300
+    set_one(model, component("TxCtrlr"), "TxStopPoint", "EnergyTransfer")
+    assert model.get_list("TxCtrlr", "TxStopPoint") == ["EnergyTransfer"]
+    model.set_internal("TxCtrlr", "TxStopPoint", "EVConnected")
+    assert model.get_list("TxCtrlr", "TxStopPoint") == ["EVConnected"]
+
+
+def test_a_list_read_can_be_changed_by_the_caller_without_changing_the_model():
+    model = make_model()
+
+    model.get_list("TxCtrlr", "TxStopPoint").append("EnergyTransfer")
+
+    assert model.get_list("TxCtrlr", "TxStopPoint") == ["EVConnected", "Authorized"]
+    assert make_model().get_list("TxCtrlr", "TxStopPoint") == ["EVConnected", "Authorized"]
+
+
+def test_station_side_reads_match_names_case_insensitively():
+    model = make_model()
+
+    assert model.get("ocppcommctrlr", "HEARTBEATINTERVAL") == "300"
+    assert model.get_int("OCPPCommCtrlr", "MessageAttempts", variable_instance="transactionevent")
+    assert model.get_bool("authctrlr", "enabled") is True
+    model.set_internal("connector", "availabilitystate", "Faulted", evse=1, connector=1)
+    assert model.get("Connector", "AvailabilityState", evse=1, connector=1) == "Faulted"
+
+
+def test_a_model_needs_only_a_few_kilobytes_beyond_what_its_layout_shares():
+    make_model()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        models = [make_model(identity=f"CP-{n}", security_profile=1) for n in range(200)]
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+    assert len(models) == 200
+    assert used / len(models) <= 6 * 1024
 
 
 # -- Schema conformance ---------------------------------------------------------------------
