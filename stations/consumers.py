@@ -93,6 +93,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 class FleetConsumer(DashboardConsumer):
     async def send_snapshot(self):
         self.subscribed: set[str] = set()
+        self.oldest_change: float | None = None
         self.shard_totals: dict[str, dict] = {}
         self.totals = await database_sync_to_async(database_totals)()
         await self.send_json({"type": "snapshot", "totals": self.totals})
@@ -109,6 +110,10 @@ class FleetConsumer(DashboardConsumer):
         for station_id, view in event["stations"].items():
             if station_id in self.subscribed:
                 self.pending[station_id] = row_from_view(view, event.get("shard"))
+                changed_at = view.get("changed_at")
+                if changed_at is not None:
+                    # The oldest change in the next message: how late the page is.
+                    self.oldest_change = min(self.oldest_change or changed_at, changed_at)
         totals = event.get("stats", {}).get("totals")
         if totals is not None:
             self.shard_totals[event.get("shard", "")] = totals
@@ -117,7 +122,9 @@ class FleetConsumer(DashboardConsumer):
 
     async def send_pending(self):
         stations, self.pending = self.pending, {}
-        await self.send_json({"type": "update", "totals": self.totals, "stations": stations})
+        changed_at, self.oldest_change = self.oldest_change, None
+        await self.send_json({"type": "update", "totals": self.totals, "stations": stations,
+                              "changed_at": changed_at})
 
 
 class StationConsumer(DashboardConsumer):
