@@ -116,13 +116,17 @@ def parse_pem(text: str) -> list[tuple[str, bytes]]:
     return blocks
 
 
+def _pem_blocks(value: str) -> list[tuple[str, bytes]]:
+    try:
+        return parse_pem(value)
+    except ValueError as e:
+        raise ValidationError("Malformed PEM: %(e)s.", code="invalid_pem", params={"e": e}) from e
+
+
 def validate_certificate_pem(value: str) -> None:
     if not value:
         return
-    try:
-        blocks = parse_pem(value)
-    except ValueError as e:
-        raise ValidationError("Malformed PEM: %(e)s.", code="invalid_pem", params={"e": e}) from e
+    blocks = _pem_blocks(value)
     labels = {label for label, _ in blocks}
     if labels != {"CERTIFICATE"}:
         raise ValidationError(
@@ -135,10 +139,7 @@ def validate_certificate_pem(value: str) -> None:
 def validate_private_key_pem(value: str) -> None:
     if not value:
         return
-    try:
-        blocks = parse_pem(value)
-    except ValueError as e:
-        raise ValidationError("Malformed PEM: %(e)s.", code="invalid_pem", params={"e": e}) from e
+    blocks = _pem_blocks(value)
     if blocks[0][0] == "ENCRYPTED PRIVATE KEY":
         raise ValidationError(
             "Encrypted private keys are not supported; store the key without a passphrase.",
