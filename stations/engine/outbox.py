@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .flag import Flag
+
 LOGGER = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ Send = Callable[[Message], Awaitable[None]]
 class Outbox:
     def __init__(self, messages: list[dict] | None = None):
         self._queue: deque[Message] = deque(Message(**m) for m in messages or ())
-        self._ready = asyncio.Event()
+        self._ready = Flag()
         if self._queue:
             self._ready.set()
         # Called after a message left the queue, so the caller can save the new state.

@@ -21,6 +21,7 @@ from .connection import ConnectFailed, open_connection, ssl_context
 from .device_model import DeviceModel
 from .driver import CALL_FAILURES, DriverActions
 from .evse import Evse, utc_now
+from .flag import Flag
 from .handlers import CsmsRequests
 from .outbox import Message, Outbox
 from .protocol import OcppPeer
@@ -93,14 +94,14 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._reported_status: dict[tuple[int, int], str] = {}
         self._ssl = None
         self._ssl_loaded = False
-        self._wanted_online = asyncio.Event()
+        self._wanted_online = Flag()
         self._wanted_online.set()
         self._stopping = False
-        self._session_end = asyncio.Event()
+        self._session_end = Flag()
         # Wakes a backoff pause early (stop, or asked to come back online).
-        self._wake = asyncio.Event()
+        self._wake = Flag()
         self._reboot_reason: str | None = None
-        self._boot_now = asyncio.Event()
+        self._boot_now = Flag()
         self._heartbeat: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
         # EVSEs promised to accepted RequestStartTransactions, by remoteStartId.
@@ -278,6 +279,10 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             return await super().call_action(action, payload)
         except ConnectionClosed as exc:
             raise ConnectionError("connection closed") from exc
+        except TimeoutError:
+            # A CSMS that does not answer is what a load test wants to count.
+            self.emit("call_timeout", {"action": action})
+            raise
 
     async def _boot(self) -> None:
         """B01-B03: BootNotification until Accepted, honouring the interval in between."""
