@@ -49,6 +49,12 @@ class Transaction:
 
 
 class Evse:
+    # Slots: a fleet holds tens of thousands of EVSEs.
+    __slots__ = ("station", "config", "id", "connector_ids", "meter", "plugged_connector",
+                 "last_connector", "ev", "id_token", "pending_remote_start_id", "faulted",
+                 "operative", "inoperative_scheduled", "transaction", "_conditions",
+                 "_last_metered", "_connect_timeout")
+
     def __init__(self, station: Station, config: EvseConfig):
         self.station = station
         self.config = config

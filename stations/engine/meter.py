@@ -55,7 +55,7 @@ class Ev:
         return self.max_power_kw * (TAPER_FLOOR + (1 - TAPER_FLOOR) * remaining)
 
 
-@dataclass
+@dataclass(slots=True)
 class Meter:
     """The EVSE's meter: a register that integrates the power it delivers."""
 
