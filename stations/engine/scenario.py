@@ -1,0 +1,405 @@
+"""Load-test scenarios: what the drivers and networks of a fleet do, seeded and repeatable.
+
+A scenario (TOML or JSON) has optional sections: boot storm, steady faults, charging
+sessions, reconnect storm. A station's steps depend only on (seed, station id, scenario),
+so a fleet split over any number of shards does what it does in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import json
+import logging
+import math
+import random
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+from .driver import Outcome
+
+LOGGER = logging.getLogger(__name__)
+
+DISTRIBUTIONS = {
+    "fixed": ("value_s",),
+    "uniform": ("min_s", "max_s"),
+    "exponential": ("mean_s",),
+    "lognormal": ("mean_s", "sigma"),
+    "normal": ("mean_s", "sd_s"),
+}
+ZIPF_A = 1.2
+ID_TOKEN_MAX_LENGTH = 36  # IdTokenType.idToken in OCPP 2.0.1
+TX_UPDATED_INTERVAL_KEY = "SampledDataCtrlr/TxUpdatedInterval/Actual"
+
+POSITIVE = (lambda v: v > 0, "must be > 0")
+NOT_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
+FRACTION = (lambda v: 0 <= v <= 1, "must be between 0 and 1")
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the field at fault."""
+
+
+def _field(kind, check=None, default=MISSING):
+    """A field read by `_read`: kind is number, int, str, a tuple of choices or a class."""
+    return field(default=default, metadata={"kind": kind, "check": check})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Distribution:
+    dist: str = _field(tuple(DISTRIBUTIONS))
+    value_s: float | None = _field("number", POSITIVE, None)
+    min_s: float | None = _field("number", NOT_NEGATIVE, None)
+    max_s: float | None = _field("number", POSITIVE, None)
+    mean_s: float | None = _field("number", POSITIVE, None)
+    sigma: float | None = _field("number", NOT_NEGATIVE, None)
+    sd_s: float | None = _field("number", NOT_NEGATIVE, None)
+
+    def problem(self) -> tuple[str, str] | None:
+        if self.dist == "uniform" and self.min_s > self.max_s:
+            return "max_s", "must be >= min_s"
+        return None
+
+    def sample(self, rng: random.Random) -> float:
+        if self.dist == "fixed":
+            return self.value_s
+        if self.dist == "uniform":
+            return rng.uniform(self.min_s, self.max_s)
+        if self.dist == "exponential":
+            return rng.expovariate(1 / self.mean_s)
+        if self.dist == "lognormal":
+            # mean_s is what people know (the average session), not the mean of the log.
+            return rng.lognormvariate(math.log(self.mean_s) - self.sigma**2 / 2, self.sigma)
+        return max(1.0, rng.normalvariate(self.mean_s, self.sd_s))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Boot:
+    ramp_per_second: float = _field("number", POSITIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Steady:
+    status_changes_per_hour: float = _field("number", NOT_NEGATIVE)
+    fault_s: float = _field("number", POSITIVE, 30.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdTokens:
+    pool: int = _field("int", (lambda v: v >= 1, "must be >= 1"), 100)
+    prefix: str = _field("str", None, "LT-")
+    pick: str = _field(("uniform", "zipf", "sequential"), None, "uniform")
+
+    def problem(self) -> tuple[str, str] | None:
+        if len(self.token(0)) > ID_TOKEN_MAX_LENGTH:
+            return "prefix", f"is too long: idTokens hold at most {ID_TOKEN_MAX_LENGTH} characters"
+        return None
+
+    def token(self, index: int) -> str:
+        return f"{self.prefix}{index + 1:0{len(str(self.pool))}d}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transactions:
+    share: float = _field("number", FRACTION, 1.0)
+    sessions: Distribution = _field(Distribution)
+    gaps: Distribution = _field(Distribution)
+    id_tokens: IdTokens = _field(IdTokens, None, IdTokens())
+    meter_interval_s: int | None = _field("int", (lambda v: v >= 1, "must be >= 1"), None)
+    stop: str = _field(("token", "unplug"), None, "token")
+    # After stop="token": the driver walks back to the car and takes the cable out.
+    unplug_after_s: float = _field("number", NOT_NEGATIVE, 2.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reconnect:
+    share: float = _field("number", FRACTION, 1.0)
+    at_s: float = _field("number", NOT_NEGATIVE)
+    jitter_s: float = _field("number", NOT_NEGATIVE, 0.0)
+    down_s: float = _field("number", POSITIVE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    name: str = _field("str", (lambda v: v.strip() != "", "must not be empty"))
+    seed: int | None = _field("int", None, None)
+    duration_s: float = _field("number", POSITIVE)
+    boot: Boot | None = _field(Boot, None, None)
+    steady: Steady | None = _field(Steady, None, None)
+    transactions: Transactions | None = _field(Transactions, None, None)
+    reconnect: Reconnect | None = _field(Reconnect, None, None)
+
+
+# -- reading and writing ---------------------------------------------------------------
+
+
+def parse_scenario(text: str, *, format: str = "toml") -> Scenario:
+    if format not in ("toml", "json"):
+        raise ScenarioError(f"format must be toml or json, not {format!r}")
+    try:
+        data = tomllib.loads(text) if format == "toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        # Both messages end with the line and column.
+        raise ScenarioError(f"invalid {format.upper()}: {exc}") from None
+    return scenario_from_dict(data)
+
+
+def scenario_from_dict(data: dict) -> Scenario:
+    return _read(Scenario, data, "")
+
+
+def load_scenario_file(path) -> Scenario:
+    path = Path(path)
+    format = path.suffix.lower().lstrip(".")
+    if format not in ("toml", "json"):
+        raise ScenarioError(f"{path.name}: a scenario file ends in .toml or .json")
+    try:
+        return parse_scenario(path.read_text(encoding="utf-8"), format=format)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path.name}: {exc}") from None
+
+
+def scenario_to_dict(s: Scenario) -> dict:
+    """Every set value, defaults included, so a stored scenario reads back the same."""
+    return asdict(s, dict_factory=lambda items: {k: v for k, v in items if v is not None})
+
+
+def _read(cls, data, prefix: str):
+    """`cls` from a table; `prefix` ("transactions.") makes messages name the field."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{prefix.rstrip('.') or 'a scenario'} must be a table")
+    known = list(fields(cls))
+    if cls is Distribution:
+        if "dist" not in data:
+            raise ScenarioError(f"{prefix}dist is required")
+        dist = _value(data["dist"], known[0], f"{prefix}dist")
+        # Each distribution takes its own parameters, all of them required.
+        known = [f for f in known if f.name == "dist" or f.name in DISTRIBUTIONS[dist]]
+    names = [f.name for f in known]
+    for key in data:
+        if key not in names:
+            raise ScenarioError(f"{prefix}{key} is not a known key; expected: {', '.join(names)}")
+    values = {}
+    for f in known:
+        if f.name in data:
+            values[f.name] = _value(data[f.name], f, prefix + f.name)
+        elif f.default is MISSING or cls is Distribution:
+            raise ScenarioError(f"{prefix}{f.name} is required")
+    result = cls(**values)
+    problem = result.problem() if hasattr(result, "problem") else None
+    if problem:
+        raise ScenarioError(f"{prefix}{problem[0]} {problem[1]}")
+    return result
+
+
+def _value(raw, f, name: str):
+    kind, check = f.metadata["kind"], f.metadata["check"]
+    if isinstance(kind, type):
+        return _read(kind, raw, name + ".")
+    if isinstance(kind, tuple):
+        if raw not in kind:
+            raise ScenarioError(f"{name} must be one of: {', '.join(kind)} (got {raw!r})")
+        return raw
+    # bool is an int to Python, never a number in a scenario.
+    if kind == "number":
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+            raise ScenarioError(f"{name} must be a number")
+        raw = float(raw)
+    elif kind == "int" and (isinstance(raw, bool) or not isinstance(raw, int)):
+        raise ScenarioError(f"{name} must be an integer")
+    elif kind == "str" and not isinstance(raw, str):
+        raise ScenarioError(f"{name} must be a string")
+    if check and not check[0](raw):
+        raise ScenarioError(f"{name} {check[1]}")
+    return raw
+
+
+# -- planning ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class Step:
+    at_s: float
+    station_id: str
+    action: str
+    args: tuple = ()
+
+    @property
+    def kwargs(self) -> dict:
+        return dict(self.args)
+
+
+def _seed(scenario: Scenario, seed: int | None) -> int:
+    return seed if seed is not None else (scenario.seed or 0)
+
+
+def _rng(seed: int, station_id: str, part: str) -> random.Random:
+    # One stream per section, so adding a reconnect storm leaves the sessions as they were.
+    return random.Random(f"{seed}:{station_id}:{part}")
+
+
+def charges(scenario: Scenario, seed: int | None, station_id: str) -> bool:
+    """Whether this station runs sessions; a higher share keeps the stations it had."""
+    tx = scenario.transactions
+    return tx is not None and _rng(_seed(scenario, seed), station_id, "tx").random() < tx.share
+
+
+@functools.cache
+def _zipf_weights(pool: int) -> tuple[float, ...]:
+    return tuple(itertools.accumulate(1 / k**ZIPF_A for k in range(1, pool + 1)))
+
+
+def _token_picker(tokens: IdTokens, rng: random.Random) -> Callable[[], str]:
+    if tokens.pick == "sequential":
+        # Each EVSE walks the pool from its own place, not all from the first card.
+        counter = itertools.count(rng.randrange(tokens.pool))
+        return lambda: tokens.token(next(counter) % tokens.pool)
+    if tokens.pick == "zipf":
+        weights, indexes = _zipf_weights(tokens.pool), range(tokens.pool)
+        return lambda: tokens.token(rng.choices(indexes, cum_weights=weights)[0])
+    return lambda: tokens.token(rng.randrange(tokens.pool))
+
+
+def station_plan(
+    scenario: Scenario, seed: int | None, station_id: str, evse_ids: list[int]
+) -> list[Step]:
+    seed = _seed(scenario, seed)
+    end = scenario.duration_s
+    steps: list[Step] = []
+
+    def add(at: float, action: str, **args) -> None:
+        if at < end:
+            steps.append(Step(round(at, 3), station_id, action, tuple(args.items())))
+
+    tx = scenario.transactions
+    if tx is not None and charges(scenario, seed, station_id):
+        for evse_id in evse_ids:
+            rng = _rng(seed, station_id, f"tx:{evse_id}")
+            pick = _token_picker(tx.id_tokens, rng)
+            t = tx.gaps.sample(rng)
+            while t < end:
+                add(t, "start_charging", evse_id=evse_id, id_token=pick())
+                t += tx.sessions.sample(rng)
+                if tx.stop == "token":
+                    add(t, "stop_charging", evse_id=evse_id)
+                    t += tx.unplug_after_s
+                add(t, "unplug", evse_id=evse_id)
+                t += tx.gaps.sample(rng)
+
+    steady = scenario.steady
+    if steady is not None and steady.status_changes_per_hour > 0 and evse_ids:
+        rng = _rng(seed, station_id, "steady")
+        rate = steady.status_changes_per_hour / 3600
+        t = rng.expovariate(rate)
+        while t < end:
+            evse_id = rng.choice(evse_ids)
+            add(t, "set_fault", evse_id=evse_id)
+            add(t + steady.fault_s, "clear_fault", evse_id=evse_id)
+            # The next fault comes after this one cleared, so no clear cuts a later fault short.
+            t += steady.fault_s + rng.expovariate(rate)
+
+    rc = scenario.reconnect
+    if rc is not None:
+        rng = _rng(seed, station_id, "reconnect")
+        if rng.random() < rc.share:
+            at = rc.at_s + rng.uniform(0, rc.jitter_s)
+            add(at, "disconnect")
+            add(at + rc.down_s, "connect")
+
+    # Stable: at equal times a station's steps keep the order they were made in.
+    steps.sort(key=lambda s: s.at_s)
+    return steps
+
+
+def plan(scenario: Scenario, seed: int | None, stations: Mapping[str, list[int]]) -> list[Step]:
+    steps = [step for station_id in sorted(stations)
+             for step in station_plan(scenario, seed, station_id, list(stations[station_id]))]
+    steps.sort(key=lambda s: (s.at_s, s.station_id))
+    return steps
+
+
+def station_variables(scenario: Scenario) -> dict[str, str]:
+    interval = scenario.transactions and scenario.transactions.meter_interval_s
+    return {TX_UPDATED_INTERVAL_KEY: str(interval)} if interval else {}
+
+
+# -- performing --------------------------------------------------------------------------
+
+ACTIONS = {
+    "start_charging": lambda st, evse_id, id_token: st.start_charging(evse_id, id_token),
+    "stop_charging": lambda st, evse_id: st.stop_charging(evse_id),
+    "unplug": lambda st, evse_id: st.unplug(evse_id),
+    "set_fault": lambda st, evse_id: st.set_fault(evse_id, True),
+    "clear_fault": lambda st, evse_id: st.set_fault(evse_id, False),
+    "disconnect": lambda st: st.go_offline(),
+    "connect": lambda st: st.go_online(),
+}
+
+
+class ScenarioDriver:
+    """Performs a scenario on the stations of one shard (a Shard or a dict of Stations).
+
+    Start it once the stations exist (after `Shard.start` returned): the plan covers the
+    stations present when `run` begins.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int | None, stations, *,
+                 clock: Callable[[], float] | None = None,
+                 on_step: Callable[[Step, Outcome], None] | None = None):
+        self.scenario = scenario
+        self.seed = _seed(scenario, seed)
+        self.stations: Mapping = getattr(stations, "stations", stations)
+        self.clock = clock
+        self.on_step = on_step
+        self.steps: list[Step] = []
+        self.log: list[tuple[Step, str]] = []
+        # How late a step was dispatched at worst: the sign of an overloaded loop.
+        self.max_lag_s = 0.0
+
+    async def run(self) -> None:
+        clock = self.clock or asyncio.get_running_loop().time
+        evses = {sid: sorted(station.evses) for sid, station in self.stations.items()}
+        self.steps = plan(self.scenario, self.seed, evses)
+        pending: set[asyncio.Task] = set()
+        last: dict[str, asyncio.Task] = {}
+        began = clock()
+        try:
+            for step in self.steps:
+                delay = step.at_s - (clock() - began)
+                self.max_lag_s = max(self.max_lag_s, -delay)
+                # Sleeping even when late lets the actions already under way progress.
+                await asyncio.sleep(max(delay, 0))
+                # Actions wait for the CSMS (Authorize): each runs in its own task, so one
+                # slow answer does not hold up the schedule of every other station.
+                task = asyncio.ensure_future(self._perform(step, last.get(step.station_id)))
+                last[step.station_id] = task
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            await asyncio.sleep(max(self.scenario.duration_s - (clock() - began), 0))
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _perform(self, step: Step, before: asyncio.Task | None) -> None:
+        # A driver does not unplug while the card reader still waits for the CSMS.
+        if before is not None and not before.done():
+            await asyncio.wait({before})
+        station = self.stations.get(step.station_id)
+        try:
+            if station is None:
+                outcome = Outcome(False, "Missing", "the station is not running")
+            else:
+                outcome = await ACTIONS[step.action](station, **step.kwargs)
+        except Exception as exc:
+            LOGGER.warning("%s: %s failed: %r", step.station_id, step.action, exc)
+            outcome = Outcome(False, "Error", f"{type(exc).__name__}: {exc}")
+        self.log.append((step, outcome.status))
+        if self.on_step is not None:
+            try:
+                self.on_step(step, outcome)
+            except Exception:
+                LOGGER.exception("on_step failed for %s", step)
