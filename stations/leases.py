@@ -37,6 +37,10 @@ def lease_key(shard: int) -> str:
     return f"{PREFIX}:{shard}:lease"
 
 
+def owner_key(shard: int) -> str:
+    return f"{PREFIX}:{shard}:owner"
+
+
 def queued_key(shard: int) -> str:
     return f"{PREFIX}:{shard}:queued"
 
@@ -52,11 +56,16 @@ class RedisLease:
         self.ttl = max(int(ttl), 1)
         # Host and pid first so an operator (or a test) can see who holds it.
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Set by acquire(): whether another process ran this shard before.
+        self.took_over = False
 
     async def acquire(self) -> bool:
         taken = await self.client.set(lease_key(self.shard), self.token, nx=True, ex=self.ttl)
         if taken:
             await self.client.delete(queued_key(self.shard))
+            # Who ran the shard before: a takeover must give a stalled holder time to notice.
+            previous = await self.client.getset(owner_key(self.shard), self.token)
+            self.took_over = previous is not None and previous.decode() != self.token
         return bool(taken)
 
     async def refresh(self) -> None:
@@ -68,8 +77,8 @@ class RedisLease:
             if await self.client.eval(_REFRESH, 1, lease_key(self.shard), self.token, self.ttl):
                 return
             if await self.acquire():
-                LOGGER.warning("shard %s: lease was gone (Redis restarted?); took it again",
-                               self.shard)
+                LOGGER.warning("shard %s: the lease had expired (Redis restarted, or this "
+                               "process stalled); took it again", self.shard)
                 return
         except (RedisError, OSError) as exc:
             # Keep running: the stations do not need Redis to talk to their CSMS.
@@ -80,6 +89,8 @@ class RedisLease:
     async def release(self) -> None:
         try:
             await self.client.eval(_RELEASE, 1, lease_key(self.shard), self.token)
+            # A clean stop: whoever comes next need not wait for us.
+            await self.client.eval(_RELEASE, 1, owner_key(self.shard), self.token)
         except (RedisError, OSError) as exc:
             LOGGER.warning("shard %s: cannot release lease: %s", self.shard, exc)
 
@@ -95,6 +106,7 @@ class LocalLease:
     """The embedded mode's lease: one process, nothing to share."""
 
     ttl = 3600
+    took_over = False
 
     async def acquire(self) -> bool:
         return True

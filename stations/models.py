@@ -504,3 +504,6 @@ class Transaction(models.Model):
 
     def __str__(self):
         return self.transaction_id
+
+
+from .loadtest_models import LoadTestRun, Scenario  # noqa: E402,F401 - models of this app

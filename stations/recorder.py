@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -24,15 +24,17 @@ from .models import DeviceModelValue, Station, StationLive, Transaction
 LOGGER = logging.getLogger(__name__)
 
 CHECKPOINT_DELAY_S = 0.02
+LIVE_WRITE_EVERY_S = 10.0
 TX_FIELDS = ["ended_at", "charging_state", "trigger_reason", "stopped_reason", "last_seq_no",
              "energy_wh", "offline", "id_token", "remote_start_id"]
 
 
 class Recorder:
-    def __init__(self, interval: float = 1.0, take_log: Callable[[], dict] | None = None):
+    def __init__(self, interval: float = 1.0, log_source=None):
         self.interval = interval
-        # Frames since the last flush, per station (Publisher.take_log); None: not kept.
-        self.take_log = take_log
+        # Where the OCPP frames are (a Publisher: take_log, recent_frames); None: not kept.
+        self.log_source = log_source
+        self._written: dict[str, tuple[float, tuple | None]] = {}
         self._variables: dict[tuple[str, str], str] = {}
         self._status: dict[str, dict] = {}
         self._evses: dict[str, dict] = {}
@@ -73,6 +75,8 @@ class Recorder:
         row["charging_state"] = info.get("chargingState", "")
         row["trigger_reason"] = event["triggerReason"]
         row["offline"] = row.get("offline", False) or event.get("offline", False)
+        if event.get("tx_energy_wh") is not None:
+            row["energy_wh"] = round(event["tx_energy_wh"], 1)
         at = parse_datetime(event["timestamp"])
         row.setdefault("first_at", at)
         if event["eventType"] == "Ended":
@@ -108,13 +112,34 @@ class Recorder:
             update_conflicts=True, unique_fields=["station"], update_fields=["engine_state"],
         )
 
+    def _due_evses(self, now: float) -> dict[str, dict]:
+        """Stations whose EVSE state changed in a way a person sees, or is 10 s old.
+
+        Charging stations report kW/kWh every few seconds; writing each of those would
+        cost the database more than the whole simulation.
+        """
+        pending, self._evses = self._evses, {}
+        due = {}
+        for station_id, evses in pending.items():
+            signature = tuple(
+                (e.get("charging_state"), e.get("transaction_id"),
+                 tuple(sorted(e.get("connectors", {}).items())))
+                for _, e in sorted(evses.items()))
+            written_at, written = self._written.get(station_id, (0.0, None))
+            if signature != written or now - written_at >= LIVE_WRITE_EVERY_S:
+                self._written[station_id] = (now, signature)
+                due[station_id] = evses
+            else:
+                self._evses.setdefault(station_id, evses)
+        return due
+
     def flush(self) -> None:
         variables, self._variables = self._variables, {}
         status, self._status = self._status, {}
-        evses, self._evses = self._evses, {}
+        evses = self._due_evses(time.monotonic())
         txs, self._transactions = self._transactions, {}
-        frames = self.take_log() if self.take_log else {}
-        ids = {s for s, _ in variables} | set(status) | set(evses) | set(frames)
+        framed = set(self.log_source.take_log()) if self.log_source else set()
+        ids = {s for s, _ in variables} | set(status) | set(evses) | framed
         ids |= {row["station_id"] for row in txs.values()}
         if not ids:
             return
@@ -127,7 +152,9 @@ class Recorder:
                 update_conflicts=True, unique_fields=["station", "key"],
                 update_fields=["value", "updated_at"],
             )
-            self._write_live(pks, evses, frames)
+            self._write_live(pks, set(evses) | framed)
+            # One UPDATE per distinct set of values, not one per station.
+            groups: dict[tuple, list[int]] = {}
             for station_id in set(status) | set(evses):
                 if station_id not in pks:
                     continue
@@ -136,25 +163,19 @@ class Recorder:
                 fields["status"] = station_status(online, self._live.get(station_id, {}))
                 if online:
                     fields["last_seen"] = now
-                Station.objects.filter(pk=pks[station_id]).update(**fields)
+                groups.setdefault(tuple(sorted(fields.items())), []).append(pks[station_id])
+            for fields, station_pks in groups.items():
+                Station.objects.filter(pk__in=station_pks).update(**dict(fields))
             self._write_transactions(pks, txs, evses)
 
-    def _write_live(self, pks, evses, frames) -> None:
-        ids = [s for s in set(evses) | set(frames) if s in pks]
-        if not ids:
-            return
-        existing = {
-            live.station_id: live
-            for live in StationLive.objects.filter(station_id__in=[pks[s] for s in ids])
-        }
-        rows = []
-        for station_id in ids:
-            live = existing.get(pks[station_id]) or StationLive(station_id=pks[station_id])
-            if station_id in evses:
-                live.evses = evses[station_id]
-            if frames.get(station_id):
-                live.frames = (live.frames + frames[station_id])[-200:]
-            rows.append(live)
+    def _write_live(self, pks, ids) -> None:
+        rows = [
+            StationLive(
+                station_id=pks[s], evses=self._live.get(s, {}),
+                frames=self.log_source.recent_frames(s) if self.log_source else [],
+            )
+            for s in ids if s in pks
+        ]
         StationLive.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=["station"],
             update_fields=["evses", "frames", "updated_at"],
@@ -180,7 +201,8 @@ class Recorder:
             for name in TX_FIELDS:
                 if name in row:
                     setattr(tx, name, row[name])
-            tx.energy_wh = energy.pop(tx_id, tx.energy_wh)
+            tx.energy_wh = row.get("energy_wh", energy.pop(tx_id, tx.energy_wh))
+            energy.pop(tx_id, None)
             (changed if tx.pk else new).append(tx)
         for tx_id, wh in energy.items():
             if tx_id in known and known[tx_id] not in changed:

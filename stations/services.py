@@ -69,8 +69,9 @@ def assign_shards(size: int | None = None) -> set[int]:
 
 def shards_in_use() -> list[int]:
     return sorted(
+        # order_by(): the model's default ordering would make DISTINCT per station.
         Station.objects.filter(enabled=True, shard__isnull=False)
-        .values_list("shard", flat=True).distinct()
+        .order_by().values_list("shard", flat=True).distinct()
     )
 
 

@@ -127,7 +127,7 @@ class ShardHost:
         self.publisher = Publisher(self._send, interval=settings.FLEET_PUBLISH_INTERVAL,
                                    shard=str(shard if shard is not None else "all"),
                                    log_size=settings.FLEET_FRAMES_IN_MEMORY)
-        self.recorder = Recorder(take_log=self.publisher.take_log)
+        self.recorder = Recorder(log_source=self.publisher)
         self.engine = Shard(self._sink, ramp_per_second=self.ramp,
                             state_store=self.recorder.save_state,
                             frame_hook=self.publisher.frame)
@@ -152,7 +152,7 @@ class ShardHost:
         keeper = asyncio.ensure_future(self._keep_lease())
         stopper = asyncio.ensure_future(stop.wait())
         try:
-            if self.takeover_delay:
+            if self.takeover_delay and self.lease.took_over:
                 await asyncio.wait({keeper, stopper}, timeout=self.takeover_delay,
                                    return_when=asyncio.FIRST_COMPLETED)
             self._tasks = [

@@ -357,7 +357,10 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         if not self.online:
             payload["offline"] = True
         self.outbox.put("TransactionEvent", payload)
-        self.emit("transaction", {"evse_id": evse.id, **payload})
+        if self.sink is not None:
+            tx = evse.transaction
+            energy = evse.meter.register_wh - tx.energy_at_start_wh if tx else None
+            self.emit("transaction", {"evse_id": evse.id, "tx_energy_wh": energy, **payload})
 
     # -- connector status (G01) ------------------------------------------------------
 

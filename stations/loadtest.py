@@ -1,0 +1,191 @@
+"""Load-test runs: check the parameters, make the stations, run, store the report.
+
+The checks come first and refuse a run before anything starts: an unreachable CSMS, no
+stations, a rate that is not positive, a scenario that does not parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .configs import station_configs
+from .engine.loadrun import LoadRun
+from .engine.metrics import RunMetrics
+from .engine.scenario import Scenario, ScenarioError, load_scenario_file, parse_scenario
+from .models import Connector, Evse, LoadTestRun, Station
+from .models import Scenario as ScenarioRow
+
+MAX_STATIONS = 100_000
+
+
+class LoadTestError(Exception):
+    """The run cannot start; the message says why."""
+
+
+def project_version() -> str:
+    try:
+        return version("ocpp-fleet-simulator")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class ScenarioSource:
+    name: str
+    text: str
+    format: str
+    scenario: Scenario
+
+
+def resolve_scenario(name_or_path: str) -> ScenarioSource:
+    """A scenario from the database by name, or from a .toml/.json file."""
+    row = ScenarioRow.objects.filter(name=name_or_path).first()
+    if row is not None:
+        try:
+            return ScenarioSource(row.name, row.definition, row.format, row.parsed())
+        except ScenarioError as exc:
+            raise LoadTestError(f"scenario {row.name!r} does not parse: {exc}") from exc
+    path = Path(name_or_path)
+    if not path.exists():
+        raise LoadTestError(f"no scenario named {name_or_path!r} in the database, "
+                            "and no such file")
+    try:
+        scenario = load_scenario_file(path)
+    except ScenarioError as exc:
+        raise LoadTestError(f"{path} does not parse: {exc}") from exc
+    fmt = "json" if path.suffix == ".json" else "toml"
+    return ScenarioSource(scenario.name, path.read_text(), fmt, scenario)
+
+
+def check_parameters(*, stations: int, ramp_per_second: float | None,
+                     duration_s: float | None) -> None:
+    problems = []
+    if stations < 1:
+        problems.append("the number of stations must be at least 1")
+    if stations > MAX_STATIONS:
+        problems.append(f"at most {MAX_STATIONS:,} stations per run")
+    if ramp_per_second is not None and ramp_per_second <= 0:
+        problems.append("the ramp-up rate must be a positive number of stations per second")
+    if duration_s is not None and duration_s <= 0:
+        problems.append("the duration must be positive")
+    if problems:
+        raise LoadTestError("; ".join(problems))
+
+
+async def check_reachable(csms_url: str, timeout: float = 3.0) -> None:
+    """A TCP connection to the CSMS, so a wrong URL fails now, not in every station."""
+    parts = urlsplit(csms_url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise LoadTestError(f"{csms_url!r} is not a ws:// or wss:// URL")
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, port), timeout)
+    except (OSError, TimeoutError, socket.gaierror) as exc:
+        raise LoadTestError(f"cannot reach the CSMS at {parts.hostname}:{port}: "
+                            f"{exc or type(exc).__name__}") from exc
+    writer.close()
+
+
+def create_run(*, csms_url: str, stations: int, ramp_per_second: float | None,
+               duration_s: float | None, source: ScenarioSource, seed: int | None,
+               keep_stations: bool = False, security_profile: int = 0,
+               password: str = "", ca_cert: str = "", client_cert: str = "",
+               client_key: str = "") -> LoadTestRun:
+    scenario = source.scenario
+    run = LoadTestRun(
+        csms_url=csms_url, security_profile=security_profile, password=password,
+        ca_cert=ca_cert, client_cert=client_cert, client_key=client_key,
+        station_count=stations,
+        ramp_per_second=ramp_per_second
+        or (scenario.boot.ramp_per_second if scenario.boot else 50.0),
+        duration_s=duration_s or scenario.duration_s,
+        seed=seed if seed is not None else (scenario.seed if scenario.seed is not None else 1),
+        scenario_name=source.name, scenario_text=source.text, scenario_format=source.format,
+        keep_stations=keep_stations, version=project_version(),
+    )
+    try:
+        run.full_clean()
+    except ValidationError as exc:
+        raise LoadTestError("; ".join(f"{field}: {' '.join(errors)}"
+                                      for field, errors in exc.message_dict.items())) from exc
+    run.save()
+    return run
+
+
+@transaction.atomic
+def create_stations(run: LoadTestRun) -> None:
+    """The run's stations, disabled so the fleet engine never starts them itself."""
+    ids = [f"{run.station_prefix}{n:05d}" for n in range(1, run.station_count + 1)]
+    Station.objects.bulk_create(
+        [Station(station_id=i, csms_url=run.csms_url, security_profile=run.security_profile,
+                 password=run.password, ca_cert=run.ca_cert, client_cert=run.client_cert,
+                 client_key=run.client_key, enabled=False, serial_number=i[-25:])
+         for i in ids], batch_size=2000)
+    pks = list(Station.objects.filter(station_id__in=ids).values_list("pk", flat=True))
+    Evse.objects.bulk_create([Evse(station_id=pk, evse_id=1) for pk in pks], batch_size=2000)
+    evses = Evse.objects.filter(station_id__in=pks).values_list("pk", flat=True)
+    Connector.objects.bulk_create([Connector(evse_id=pk, connector_id=1) for pk in evses],
+                                  batch_size=2000)
+
+
+def run_stations(run: LoadTestRun) -> Station:
+    return Station.objects.filter(station_id__startswith=run.station_prefix)
+
+
+def remove_stations(run: LoadTestRun) -> None:
+    run_stations(run).delete()
+
+
+def scenario_of(run: LoadTestRun) -> Scenario:
+    return parse_scenario(run.scenario_text, format=run.scenario_format)
+
+
+def build_report(run: LoadTestRun, snapshot: dict) -> dict:
+    return {
+        "run": {
+            "id": run.pk, "csms_url": run.csms_url, "security_profile": run.security_profile,
+            "stations": run.station_count, "ramp_per_second": run.ramp_per_second,
+            "duration_s": run.duration_s, "seed": run.seed, "scenario": run.scenario_name,
+            "scenario_definition": run.scenario_text, "version": run.version,
+            "status": run.status,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+        },
+        "summary": RunMetrics.summary(snapshot),
+    }
+
+
+async def execute(run: LoadTestRun, stop: asyncio.Event, *, validate: bool = True,
+                  metrics: RunMetrics | None = None) -> dict:
+    """Run a load test in this process and store its report; returns the report."""
+    await sync_to_async(create_stations)(run)
+    configs = await sync_to_async(station_configs)(run_stations(run),
+                                                   validate_schema=validate)
+    load = LoadRun(configs, scenario_of(run), run.seed, ramp_per_second=run.ramp_per_second,
+                   metrics=metrics)
+    run.status, run.started_at = LoadTestRun.Status.RUNNING, timezone.now()
+    await run.asave(update_fields=["status", "started_at"])
+    try:
+        snapshot = await load.run(stop)
+        run.status = LoadTestRun.Status.STOPPED if stop.is_set() else \
+            LoadTestRun.Status.COMPLETED
+    except Exception as exc:
+        snapshot = load.metrics.snapshot()
+        run.status, run.error = LoadTestRun.Status.FAILED, repr(exc)
+    run.ended_at = timezone.now()
+    run.report = build_report(run, snapshot)
+    await run.asave(update_fields=["status", "ended_at", "report", "error"])
+    if not run.keep_stations:
+        await sync_to_async(remove_stations)(run)
+    return run.report

@@ -1,0 +1,128 @@
+"""Load-test a CSMS: ramp up stations, play a scenario, report what the CSMS did."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+from asgiref.sync import sync_to_async
+from django.core.management.base import BaseCommand, CommandError
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stations import loadtest, reports
+from stations.engine.metrics import RunMetrics
+
+REFRESH_S = 0.5
+
+
+def _read(path: str | None) -> str:
+    return Path(path).read_text() if path else ""
+
+
+class Command(BaseCommand):
+    help = "Load-test a CSMS with simulated stations and write a report."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--csms-url", required=True)
+        parser.add_argument("--stations", type=int, required=True)
+        parser.add_argument("--scenario", required=True,
+                            help="a scenario name from the database, or a .toml/.json file")
+        parser.add_argument("--ramp", type=float, help="stations per second (default: scenario)")
+        parser.add_argument("--duration", type=float, help="seconds (default: scenario)")
+        parser.add_argument("--seed", type=int, help="default: the scenario's seed")
+        parser.add_argument("--security-profile", type=int, default=0, choices=[0, 1, 2, 3])
+        parser.add_argument("--password", default="")
+        parser.add_argument("--ca-cert", help="PEM file")
+        parser.add_argument("--client-cert", help="PEM file")
+        parser.add_argument("--client-key", help="PEM file")
+        parser.add_argument("--keep", action="store_true", help="keep the stations afterwards")
+        parser.add_argument("--no-validation", action="store_true",
+                            help="skip schema validation of our own frames (saves CPU)")
+        parser.add_argument("--json", dest="json_path", help="also write the report here")
+        parser.add_argument("--csv", dest="csv_path")
+        parser.add_argument("--html", dest="html_path")
+        parser.add_argument("--quiet", action="store_true", help="no live progress")
+
+    def handle(self, *args, **options):
+        try:
+            loadtest.check_parameters(stations=options["stations"],
+                                      ramp_per_second=options["ramp"],
+                                      duration_s=options["duration"])
+            source = loadtest.resolve_scenario(options["scenario"])
+            asyncio.run(loadtest.check_reachable(options["csms_url"]))
+            run = loadtest.create_run(
+                csms_url=options["csms_url"], stations=options["stations"],
+                ramp_per_second=options["ramp"], duration_s=options["duration"],
+                source=source, seed=options["seed"], keep_stations=options["keep"],
+                security_profile=options["security_profile"], password=options["password"],
+                ca_cert=_read(options["ca_cert"]), client_cert=_read(options["client_cert"]),
+                client_key=_read(options["client_key"]),
+            )
+        except loadtest.LoadTestError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Run {run.pk}: {run.station_count} stations at "
+                          f"{run.ramp_per_second:g}/s, scenario {run.scenario_name!r}, "
+                          f"seed {run.seed}, {run.duration_s:g} s. Ctrl-C stops it.")
+        report = asyncio.run(self.execute(run, options))
+        for key, writer in (("json_path", reports.to_json), ("csv_path", reports.to_csv),
+                            ("html_path", reports.to_html)):
+            if options[key]:
+                Path(options[key]).write_text(writer(report))
+                self.stdout.write(f"Wrote {options[key]}")
+        self.stdout.write(reports.to_text(report))
+
+    async def execute(self, run, options) -> dict:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        metrics = RunMetrics()
+        task = asyncio.ensure_future(loadtest.execute(
+            run, stop, validate=not options["no_validation"], metrics=metrics))
+        if options["quiet"]:
+            return await task
+        console = Console(file=self.stdout._out, force_terminal=None)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+                            TimeElapsedColumn(), console=console)
+        connected = progress.add_task("connected", total=run.station_count)
+        elapsed = progress.add_task("duration ", total=run.duration_s)
+        began = loop.time()
+        with Live(console=console, refresh_per_second=1 / REFRESH_S) as live:
+            while not task.done():
+                live_figures = metrics.live()
+                progress.update(connected, completed=live_figures["connected"])
+                progress.update(elapsed, completed=min(loop.time() - began, run.duration_s))
+                table = Table.grid()
+                table.add_row(progress)
+                table.add_row(live_table(metrics))
+                live.update(table)
+                await asyncio.wait({task}, timeout=REFRESH_S)
+        await sync_to_async(run.refresh_from_db)()
+        return task.result()
+
+
+def live_table(metrics: RunMetrics) -> Table:
+    summary = RunMetrics.summary(metrics.snapshot())
+    live = metrics.live()
+    table = Table(title=f"{live['msgs_in_per_s']:.0f} msgs/s in, "
+                        f"{live['msgs_out_per_s']:.0f} out · errors {live['errors']} · "
+                        f"timeouts {live['timeouts']}")
+    for column in ("action", "requests", "responses", "errors", "timeouts", "p50 ms",
+                   "p95 ms", "p99 ms"):
+        table.add_column(column, justify="right" if column != "action" else "left")
+    for action, row in sorted(summary["actions"].items()):
+        latency = row["latency_ms"]
+        table.add_row(action, str(row["requests"]), str(row["responses"]),
+                      str(sum(row["errors"].values())), str(row["timeouts"]),
+                      *(f"{latency[p]:.1f}" if latency[p] is not None else "—"
+                        for p in ("p50", "p95", "p99")))
+    return table
+
+
+_ = json
