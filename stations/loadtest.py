@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -48,23 +48,23 @@ class ScenarioSource:
 
 
 def resolve_scenario(name_or_path: str) -> ScenarioSource:
-    """A scenario from the database by name, or from a .toml/.json file."""
-    row = ScenarioRow.objects.filter(name=name_or_path).first()
-    if row is not None:
-        try:
-            return ScenarioSource(row.name, row.definition, row.format, row.parsed())
-        except ScenarioError as exc:
-            raise LoadTestError(f"scenario {row.name!r} does not parse: {exc}") from exc
+    """A scenario from a .toml/.json file, or from the database by name."""
     path = Path(name_or_path)
-    if not path.exists():
-        raise LoadTestError(f"no scenario named {name_or_path!r} in the database, "
-                            "and no such file")
+    if path.is_file():
+        try:
+            scenario = load_scenario_file(path)
+        except ScenarioError as exc:
+            raise LoadTestError(f"{path} does not parse: {exc}") from exc
+        fmt = "json" if path.suffix == ".json" else "toml"
+        return ScenarioSource(scenario.name, path.read_text(), fmt, scenario)
+    row = ScenarioRow.objects.filter(name=name_or_path).first()
+    if row is None:
+        raise LoadTestError(f"no scenario file {name_or_path!r}, and no scenario of that "
+                            "name in the database")
     try:
-        scenario = load_scenario_file(path)
+        return ScenarioSource(row.name, row.definition, row.format, row.parsed())
     except ScenarioError as exc:
-        raise LoadTestError(f"{path} does not parse: {exc}") from exc
-    fmt = "json" if path.suffix == ".json" else "toml"
-    return ScenarioSource(scenario.name, path.read_text(), fmt, scenario)
+        raise LoadTestError(f"scenario {row.name!r} does not parse: {exc}") from exc
 
 
 def check_parameters(*, stations: int, ramp_per_second: float | None,
@@ -139,7 +139,8 @@ def create_stations(run: LoadTestRun) -> None:
                                   batch_size=2000)
 
 
-def run_stations(run: LoadTestRun) -> Station:
+def run_stations(run: LoadTestRun):
+    # configs.station_configs defaults to enabled stations; the run's are disabled.
     return Station.objects.filter(station_id__startswith=run.station_prefix)
 
 
@@ -167,11 +168,12 @@ def build_report(run: LoadTestRun, snapshot: dict) -> dict:
 
 
 async def execute(run: LoadTestRun, stop: asyncio.Event, *, validate: bool = True,
-                  metrics: RunMetrics | None = None) -> dict:
+                  metrics: RunMetrics | None = None, response_timeout: float = 30.0) -> dict:
     """Run a load test in this process and store its report; returns the report."""
     await sync_to_async(create_stations)(run)
     configs = await sync_to_async(station_configs)(run_stations(run),
                                                    validate_schema=validate)
+    configs = [replace(c, response_timeout=response_timeout) for c in configs]
     load = LoadRun(configs, scenario_of(run), run.seed, ramp_per_second=run.ramp_per_second,
                    metrics=metrics)
     run.status, run.started_at = LoadTestRun.Status.RUNNING, timezone.now()

@@ -179,8 +179,11 @@ class OcppPeer(ChargePoint):
             future = asyncio.get_running_loop().create_future()
             self._pending = (unique_id, action, future, time.perf_counter())
             try:
-                await self._send(Call(unique_id, action, payload).to_json())
+                if self._connection is None:
+                    raise ConnectionError("not connected")
+                # Recorded first: a caller cancelled while the frame drains still sent it.
                 self._emit("out", MessageType.Call, unique_id, action, payload)
+                await self._send(Call(unique_id, action, payload).to_json())
                 async with asyncio.timeout(self._response_timeout):
                     return await future
             finally:

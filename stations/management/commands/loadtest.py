@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from pathlib import Path
 
@@ -41,6 +40,8 @@ class Command(BaseCommand):
         parser.add_argument("--client-cert", help="PEM file")
         parser.add_argument("--client-key", help="PEM file")
         parser.add_argument("--keep", action="store_true", help="keep the stations afterwards")
+        parser.add_argument("--response-timeout", type=float, default=30.0,
+                            help="seconds a station waits for the CSMS to answer a CALL")
         parser.add_argument("--no-validation", action="store_true",
                             help="skip schema validation of our own frames (saves CPU)")
         parser.add_argument("--json", dest="json_path", help="also write the report here")
@@ -68,7 +69,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Run {run.pk}: {run.station_count} stations at "
                           f"{run.ramp_per_second:g}/s, scenario {run.scenario_name!r}, "
                           f"seed {run.seed}, {run.duration_s:g} s. Ctrl-C stops it.")
-        report = asyncio.run(self.execute(run, options))
+        report = asyncio.run(self.run_load(run, options))
         for key, writer in (("json_path", reports.to_json), ("csv_path", reports.to_csv),
                             ("html_path", reports.to_html)):
             if options[key]:
@@ -76,14 +77,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"Wrote {options[key]}")
         self.stdout.write(reports.to_text(report))
 
-    async def execute(self, run, options) -> dict:
+    async def run_load(self, run, options) -> dict:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         metrics = RunMetrics()
         task = asyncio.ensure_future(loadtest.execute(
-            run, stop, validate=not options["no_validation"], metrics=metrics))
+            run, stop, validate=not options["no_validation"], metrics=metrics,
+            response_timeout=options["response_timeout"]))
         if options["quiet"]:
             return await task
         console = Console(file=self.stdout._out, force_terminal=None)
@@ -124,5 +126,3 @@ def live_table(metrics: RunMetrics) -> Table:
                         for p in ("p50", "p95", "p99")))
     return table
 
-
-_ = json
