@@ -24,7 +24,15 @@ from .forms import (
     StationTemplateForm,
     clear_field_name,
 )
-from .models import Connector, DeviceModelValue, Evse, Station, StationTemplate
+from .models import (
+    Connector,
+    DeviceModelValue,
+    Evse,
+    LoadTestRun,
+    Scenario,
+    Station,
+    StationTemplate,
+)
 
 
 def _secret_status(obj, name: str) -> str:
@@ -423,3 +431,26 @@ class StationTemplateAdmin(SecretFieldsAdminMixin, admin.ModelAdmin):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, _create_stations_page(), context)
+
+
+@admin.register(Scenario)
+class ScenarioAdmin(admin.ModelAdmin):
+    """Scenario definitions; a definition that does not parse is a field error (Model.clean)."""
+
+    list_display = ["name", "format", "updated_at"]
+    search_fields = ["name"]
+
+
+@admin.register(LoadTestRun)
+class LoadTestRunAdmin(admin.ModelAdmin):
+    """Runs are made by `manage.py loadtest` or the dashboard; here they are only read."""
+
+    list_display = ["pk", "scenario_name", "station_count", "status", "created_at"]
+    list_filter = ["status", "scenario_name"]
+    exclude = ["password", "client_key"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -160,3 +160,14 @@ def api_sandbox_messages(request):
     return JsonResponse({"messages": items})
 
 
+
+
+def prometheus_metrics(request):
+    """For Prometheus: no login, like any exporter; keep it off the public network."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from .prometheus import registry
+    from .run_views import active_metrics
+
+    return HttpResponse(generate_latest(registry(active_metrics)),
+                        content_type=CONTENT_TYPE_LATEST)

@@ -48,6 +48,8 @@ class Command(BaseCommand):
         parser.add_argument("--csv", dest="csv_path")
         parser.add_argument("--html", dest="html_path")
         parser.add_argument("--quiet", action="store_true", help="no live progress")
+        parser.add_argument("--metrics-port", type=int,
+                            help="serve Prometheus metrics of this run on this port")
 
     def handle(self, *args, **options):
         try:
@@ -83,6 +85,13 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         metrics = RunMetrics()
+        if options["metrics_port"]:
+            from prometheus_client import start_http_server
+
+            from stations.prometheus import RunCollector
+
+            start_http_server(options["metrics_port"],
+                              registry=RunCollector.registry({run.pk: metrics}))
         task = asyncio.ensure_future(loadtest.execute(
             run, stop, validate=not options["no_validation"], metrics=metrics,
             response_timeout=options["response_timeout"]))
