@@ -21,6 +21,9 @@ async def test_a_restarted_station_ends_its_transaction_exactly_once(csms, fleet
     await first.plug_in(1)
     first.device_model.set_internal("SampledDataCtrlr", "TxUpdatedInterval", "1")
     await csms.wait_for("TransactionEvent", "CS-1", count=2, timeout=5)
+    # Between messages: a message whose answer was still on its way when the process
+    # died is sent again after the restart (at least once; the CSMS sees its seqNo twice).
+    await wait_until(lambda: len(first.outbox) == 0 and saved["CS-1"]["outbox"] == [])
     # The process dies: no goodbye, no Ended.
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
