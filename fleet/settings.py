@@ -143,6 +143,7 @@ CELERY_TASK_ACKS_LATE = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {
     "stations.run_shard": {"queue": FLEET_ENGINE_QUEUE},
+    "stations.run_load_part": {"queue": FLEET_ENGINE_QUEUE},
     "stations.reconcile_shards": {"queue": "control"},
 }
 CELERY_BEAT_SCHEDULE = {

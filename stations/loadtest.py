@@ -7,6 +7,7 @@ stations, a rate that is not positive, a scenario that does not parse.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -187,6 +188,109 @@ async def execute(run: LoadTestRun, stop: asyncio.Event, *, validate: bool = Tru
         run.status, run.error = LoadTestRun.Status.FAILED, repr(exc)
     run.ended_at = timezone.now()
     run.report = build_report(run, snapshot)
+    await run.asave(update_fields=["status", "ended_at", "report", "error"])
+    if not run.keep_stations:
+        await sync_to_async(remove_stations)(run)
+    return run.report
+
+
+# -- spread over engine workers --------------------------------------------------------
+
+PART_KEY = "fleet:run:{run}:part:{part}"
+STOP_KEY = "fleet:run:{run}:stop"
+SNAPSHOT_EVERY_S = 1.0
+
+
+def part_stations(run: LoadTestRun, part: int, parts: int):
+    """Every `parts`-th station from `part`: the split does not change any station's plan."""
+    ids = sorted(run_stations(run).values_list("station_id", flat=True))
+    return run_stations(run).filter(station_id__in=ids[part::parts])
+
+
+async def execute_part(run: LoadTestRun, part: int, parts: int, redis_client) -> dict:
+    """One worker's share of a distributed run; its snapshots go to Redis for merging."""
+    configs = await sync_to_async(lambda: station_configs(part_stations(run, part, parts)))()
+    load = LoadRun(configs, scenario_of(run), run.seed,
+                   ramp_per_second=run.ramp_per_second / parts)
+    stop = asyncio.Event()
+    key = PART_KEY.format(run=run.pk, part=part)
+
+    async def publish(done: bool = False) -> None:
+        snapshot = load.metrics.snapshot()
+        await redis_client.set(key, json.dumps({"done": done, "snapshot": snapshot}), ex=86400)
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_EVERY_S)
+            if await redis_client.exists(STOP_KEY.format(run=run.pk)):
+                stop.set()
+            await publish()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        snapshot = await load.run(stop)
+    except Exception as exc:
+        await redis_client.set(key, json.dumps({"done": True, "error": repr(exc),
+                                                "snapshot": load.metrics.snapshot()}))
+        raise
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    await publish(done=True)
+    return snapshot
+
+
+async def collect_parts(run: LoadTestRun, parts: int, redis_client):
+    """The latest snapshot of every part that reported, whether all are done, and errors."""
+    snapshots, done, errors = [], True, []
+    for part in range(parts):
+        raw = await redis_client.get(PART_KEY.format(run=run.pk, part=part))
+        if raw is None:
+            done = False
+            continue
+        data = json.loads(raw)
+        snapshots.append(data["snapshot"])
+        done = done and data["done"]
+        if data.get("error"):
+            errors.append(f"part {part}: {data['error']}")
+    return snapshots, done, errors
+
+
+async def execute_distributed(run: LoadTestRun, parts: int, stop: asyncio.Event,
+                              redis_client, on_progress=None) -> dict:
+    """Spread a run over `parts` engine workers, merge what they measured, store the report."""
+    from .tasks import run_load_part
+
+    await sync_to_async(create_stations)(run)
+    run.status, run.started_at = LoadTestRun.Status.RUNNING, timezone.now()
+    await run.asave(update_fields=["status", "started_at"])
+    for part in range(parts):
+        await sync_to_async(run_load_part.delay)(run.pk, part, parts)
+    loop = asyncio.get_running_loop()
+    # Ramp, play, and give every part time to stop and report.
+    deadline = loop.time() + run.station_count / run.ramp_per_second + run.duration_s + 120
+    stop_sent = False
+    snapshots: list[dict] = []
+    while loop.time() < deadline:
+        if stop.is_set() and not stop_sent:
+            await redis_client.set(STOP_KEY.format(run=run.pk), "1", ex=3600)
+            stop_sent = True
+        snapshots, done, errors = await collect_parts(run, parts, redis_client)
+        if on_progress is not None and snapshots:
+            on_progress(RunMetrics.merge(snapshots))
+        if errors:
+            run.error = "; ".join(errors)
+            await redis_client.set(STOP_KEY.format(run=run.pk), "1", ex=3600)
+        if done and len(snapshots) == parts:
+            break
+        await asyncio.sleep(SNAPSHOT_EVERY_S / 2)
+    else:
+        run.error = f"only {len(snapshots)} of {parts} parts reported in time"
+    run.status = (LoadTestRun.Status.STOPPED if stop_sent else LoadTestRun.Status.COMPLETED) \
+        if not run.error else LoadTestRun.Status.FAILED
+    run.ended_at = timezone.now()
+    run.report = build_report(run, RunMetrics.merge(snapshots))
+    run.report["parts"] = [RunMetrics.summary(s)["messages"] for s in snapshots]
     await run.asave(update_fields=["status", "ended_at", "report", "error"])
     if not run.keep_stations:
         await sync_to_async(remove_stations)(run)

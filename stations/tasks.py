@@ -59,3 +59,23 @@ def reconcile_shards() -> list[int]:
     if queued:
         LOGGER.info("queued shards %s", queued)
     return queued
+
+
+@shared_task(name="stations.run_load_part", acks_late=False, time_limit=None,
+             soft_time_limit=None, ignore_result=True)
+def run_load_part(run_id: int, part: int, parts: int) -> None:
+    """One engine worker's share of a load test spread over several workers."""
+    from .loadtest import execute_part
+    from .models import LoadTestRun
+
+    close_old_connections()
+    run = LoadTestRun.objects.get(pk=run_id)
+
+    async def main():
+        client = aioredis.from_url(settings.REDIS_URL)
+        try:
+            await execute_part(run, part, parts, client)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())

@@ -48,6 +48,9 @@ class Command(BaseCommand):
         parser.add_argument("--csv", dest="csv_path")
         parser.add_argument("--html", dest="html_path")
         parser.add_argument("--quiet", action="store_true", help="no live progress")
+        parser.add_argument("--workers", type=int, default=0,
+                            help="spread the run over this many engine worker processes "
+                                 "(Celery, scale-out mode); 0 runs it in this process")
         parser.add_argument("--metrics-port", type=int,
                             help="serve Prometheus metrics of this run on this port")
 
@@ -84,6 +87,8 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if options["workers"]:
+            return await self.run_distributed(run, options, stop)
         metrics = RunMetrics()
         if options["metrics_port"]:
             from prometheus_client import start_http_server
@@ -117,13 +122,36 @@ class Command(BaseCommand):
         await sync_to_async(run.refresh_from_db)()
         return task.result()
 
+    async def run_distributed(self, run, options, stop) -> dict:
+        import redis.asyncio as aioredis
+        from django.conf import settings
+
+        if not settings.REDIS_URL:
+            raise CommandError("--workers needs the scale-out mode: set REDIS_URL")
+        client = aioredis.from_url(settings.REDIS_URL)
+        console = Console(file=self.stdout._out)
+        try:
+            if options["quiet"]:
+                return await loadtest.execute_distributed(run, options["workers"], stop, client)
+            with Live(console=console, refresh_per_second=2) as live:
+                def show(merged):
+                    live.update(summary_table(RunMetrics.summary(merged)))
+                return await loadtest.execute_distributed(run, options["workers"], stop,
+                                                          client, on_progress=show)
+        finally:
+            await client.aclose()
+
 
 def live_table(metrics: RunMetrics) -> Table:
-    summary = RunMetrics.summary(metrics.snapshot())
-    live = metrics.live()
-    table = Table(title=f"{live['msgs_in_per_s']:.0f} msgs/s in, "
-                        f"{live['msgs_out_per_s']:.0f} out · errors {live['errors']} · "
-                        f"timeouts {live['timeouts']}")
+    return summary_table(RunMetrics.summary(metrics.snapshot()), metrics.live())
+
+
+def summary_table(summary: dict, live: dict | None = None) -> Table:
+    messages = summary["messages"]
+    title = (f"{live['msgs_in_per_s']:.0f} msgs/s in, {live['msgs_out_per_s']:.0f} out · "
+             f"errors {live['errors']} · timeouts {live['timeouts']}") if live else \
+        f"{messages['in']} messages in, {messages['out']} out"
+    table = Table(title=title)
     for column in ("action", "requests", "responses", "errors", "timeouts", "p50 ms",
                    "p95 ms", "p99 ms"):
         table.add_column(column, justify="right" if column != "action" else "left")
