@@ -1,6 +1,4 @@
 // A load-test run: live figures while it runs (polled), charts of the report once done.
-// This page polls instead of holding a websocket: no connection badge.
-document.querySelector("[data-connection]")?.remove();
 const main = document.querySelector("main[data-run-id]");
 const runId = main.dataset.runId;
 const line = document.querySelector("[data-live-line]");
