@@ -118,7 +118,7 @@ class OcppPeer(ChargePoint):
         # The one CALL awaiting its answer: (unique_id, action, future, sent_at).
         self._pending: tuple[str, str, asyncio.Future, float] | None = None
         # Tasks started by `@after` handlers, kept so they are not garbage-collected mid-way.
-        self._after_tasks: set[asyncio.Task] = set()
+        self._after_tasks: set[asyncio.Task] | None = None
 
     @classmethod
     def routes(cls) -> dict:
@@ -296,6 +296,8 @@ class OcppPeer(ChargePoint):
             result = after(self, **kwargs)
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
+                if self._after_tasks is None:
+                    self._after_tasks = set()
                 self._after_tasks.add(task)
                 task.add_done_callback(self._after_done)
 

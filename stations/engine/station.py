@@ -103,7 +103,8 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._reboot_reason: str | None = None
         self._boot_now = Flag()
         self._heartbeat: asyncio.Task | None = None
-        self._background: set[asyncio.Task] = set()
+        # Tasks spawned for status messages; made on first use (an empty set is 216 bytes).
+        self._background: set[asyncio.Task] | None = None
         # EVSEs promised to accepted RequestStartTransactions, by remoteStartId.
         self.remote_claims: dict[int, int] = {}
         self.station_inoperative_scheduled = False
@@ -161,6 +162,8 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
+        if self._background is None:
+            self._background = set()
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
