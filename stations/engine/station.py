@@ -37,6 +37,9 @@ REBOOT_PAUSE_S = 1.0
 # device-model values, so it survives a reboot as G03/G04 require.
 STATION_OPERATIVE_KEY = "Availability/ChargingStation"
 
+# Spreads first heartbeats; not seeded per station, as nothing replays them.
+_JITTER = random.Random()
+
 EventSink = Callable[[str, str, dict], None]
 StateStore = Callable[[str, dict], Awaitable[None]]
 
@@ -324,9 +327,12 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
     async def _heartbeat_loop(self) -> None:
         # A plain sleep: thousands of stations beat, and each wait_for would cost a task,
         # a timer and an exception per beat. An interval change restarts this loop.
+        first = True
         while True:
-            interval = self.device_model.get_int("OCPPCommCtrlr", "HeartbeatInterval")
-            await asyncio.sleep(max(interval, 1))
+            interval = max(self.device_model.get_int("OCPPCommCtrlr", "HeartbeatInterval"), 1)
+            # Stations that booted together would otherwise beat together for ever.
+            await asyncio.sleep(interval * _JITTER.random() if first else interval)
+            first = False
             await self.send_heartbeat()
 
     def _restart_heartbeat(self) -> None:
