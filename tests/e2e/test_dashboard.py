@@ -44,6 +44,12 @@ def test_demo_stations_come_online_and_charge_from_a_click(page, demo):
         timeout=20000)
     DOCS.mkdir(exist_ok=True)
     page.screenshot(path=str(DOCS / "dashboard.png"), full_page=False)
+    detail = page.context.new_page()
+    detail.goto(f"{demo.url}/stations/DEMO-001/")
+    detail.wait_for_function("window.websocketConnected === true")
+    detail.wait_for_timeout(7000)  # a few live kW/kWh points for the chart
+    detail.screenshot(path=str(DOCS / "station.png"), full_page=False)
+    detail.close()
 
     box.locator('button[data-command="stop_charging"]').click()
     box.locator("[data-outcome]").filter(has_text="Accepted").first.wait_for()
@@ -57,7 +63,11 @@ def test_demo_stations_come_online_and_charge_from_a_click(page, demo):
     page.wait_for_function("window.websocketConnected === true")
     page.locator('[data-frame][data-action="TransactionEvent"]').first.wait_for()
     assert page.locator('[data-frame][data-action="TransactionEvent"]').count() >= 2
-    page.screenshot(path=str(DOCS / "station.png"), full_page=False)
+    # The page starts from the database (up to a second behind); the live view follows.
+    page.wait_for_function(
+        "(() => { const e = document.querySelector('[data-evse=\"1\"] "
+        "[data-field=\"charging_state\"]'); return e && !e.textContent.includes('Charging'); "
+        "})()")
 
 
 def test_a_rejected_token_and_an_offline_station_show_their_outcome(page, demo):
