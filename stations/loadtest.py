@@ -23,7 +23,7 @@ from .configs import station_configs
 from .engine.loadrun import LoadRun
 from .engine.metrics import RunMetrics
 from .engine.scenario import Scenario, ScenarioError, load_scenario_file, parse_scenario
-from .models import Connector, Evse, LoadTestRun, Station
+from .models import Connector, Evse, LoadTestRun, Station, StationTemplate
 from .models import Scenario as ScenarioRow
 
 MAX_STATIONS = 100_000
@@ -100,7 +100,7 @@ async def check_reachable(csms_url: str, timeout: float = 3.0) -> None:
 
 def create_run(*, csms_url: str, stations: int, ramp_per_second: float | None,
                duration_s: float | None, source: ScenarioSource, seed: int | None,
-               keep_stations: bool = False, security_profile: int = 0,
+               keep_stations: bool = False, security_profile: int = 0, template: str = "",
                password: str = "", ca_cert: str = "", client_cert: str = "",
                client_key: str = "") -> LoadTestRun:
     scenario = source.scenario
@@ -113,8 +113,10 @@ def create_run(*, csms_url: str, stations: int, ramp_per_second: float | None,
         duration_s=duration_s or scenario.duration_s,
         seed=seed if seed is not None else (scenario.seed if scenario.seed is not None else 1),
         scenario_name=source.name, scenario_text=source.text, scenario_format=source.format,
-        keep_stations=keep_stations, version=project_version(),
+        keep_stations=keep_stations, version=project_version(), template_name=template,
     )
+    if template and not StationTemplate.objects.filter(name=template).exists():
+        raise LoadTestError(f"no station template named {template!r}")
     try:
         run.full_clean()
     except ValidationError as exc:
@@ -128,6 +130,13 @@ def create_run(*, csms_url: str, stations: int, ramp_per_second: float | None,
 def create_stations(run: LoadTestRun) -> None:
     """The run's stations, disabled so the fleet engine never starts them itself."""
     ids = [f"{run.station_prefix}{n:05d}" for n in range(1, run.station_count + 1)]
+    if run.template_name:
+        template = StationTemplate.objects.get(name=run.template_name)
+        template._bulk_create(
+            ids, template=None, enabled=False, csms_url=run.csms_url,
+            security_profile=run.security_profile, password=run.password,
+            ca_cert=run.ca_cert, client_cert=run.client_cert, client_key=run.client_key)
+        return
     Station.objects.bulk_create(
         [Station(station_id=i, csms_url=run.csms_url, security_profile=run.security_profile,
                  password=run.password, ca_cert=run.ca_cert, client_cert=run.client_cert,
@@ -159,6 +168,7 @@ def build_report(run: LoadTestRun, snapshot: dict) -> dict:
             "id": run.pk, "csms_url": run.csms_url, "security_profile": run.security_profile,
             "stations": run.station_count, "ramp_per_second": run.ramp_per_second,
             "duration_s": run.duration_s, "seed": run.seed, "scenario": run.scenario_name,
+            "template": run.template_name,
             "scenario_definition": run.scenario_text, "version": run.version,
             "status": run.status,
             "started_at": run.started_at.isoformat() if run.started_at else None,

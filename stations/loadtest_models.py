@@ -59,6 +59,9 @@ class LoadTestRun(ConnectionSettings):
     scenario_text = models.TextField()
     scenario_format = models.CharField(max_length=4, default="toml")
     keep_stations = models.BooleanField(default=False)
+    # The StationTemplate the run's stations were made from (EVSEs, connectors, model);
+    # blank: one 22 kW EVSE with one connector each.
+    template_name = models.CharField(max_length=100, blank=True)
     version = models.CharField(max_length=40, blank=True)
     report = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)

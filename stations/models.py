@@ -268,23 +268,20 @@ class StationTemplate(ConnectionSettings):
                 params={"ids": _describe_ids(taken)},
             )
 
-    def _bulk_create(self, ids: list[str]) -> None:
+    def _bulk_create(self, ids: list[str], **overrides) -> None:
+        """Stations, EVSEs and connectors as the template says; `overrides` set station
+        fields (a load test points them at its own CSMS and keeps them disabled)."""
+        fields = {
+            "template": self, "csms_url": self.csms_url,
+            "security_profile": self.security_profile, "password": self.password,
+            "ca_cert": self.ca_cert, "client_cert": self.client_cert,
+            "client_key": self.client_key, "vendor": self.vendor, "model": self.model,
+            "firmware_version": self.firmware_version, **overrides,
+        }
         stations = Station.objects.bulk_create(
             [
-                Station(
-                    station_id=station_id,
-                    serial_number=serial_number_for(station_id),
-                    template=self,
-                    csms_url=self.csms_url,
-                    security_profile=self.security_profile,
-                    password=self.password,
-                    ca_cert=self.ca_cert,
-                    client_cert=self.client_cert,
-                    client_key=self.client_key,
-                    vendor=self.vendor,
-                    model=self.model,
-                    firmware_version=self.firmware_version,
-                )
+                Station(station_id=station_id, serial_number=serial_number_for(station_id),
+                        **fields)
                 for station_id in ids
             ]
         )

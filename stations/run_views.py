@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from . import loadtest, reports
 from .engine.metrics import RunMetrics
-from .models import LoadTestRun, Scenario
+from .models import LoadTestRun, Scenario, StationTemplate
 
 # Runs started from this web process, by id: their stop flag and live metrics.
 _active: dict[int, tuple[asyncio.Event, RunMetrics, asyncio.Task]] = {}
@@ -27,6 +27,7 @@ def run_list(request):
     return render(request, "runs/list.html", {
         "runs": LoadTestRun.objects.all()[:100],
         "scenarios": Scenario.objects.all(),
+        "templates": StationTemplate.objects.all(),
         "error": request.GET.get("error", ""),
     })
 
@@ -89,7 +90,7 @@ async def run_start(request):
         run = await asyncio.to_thread(
             loadtest.create_run, csms_url=form["csms_url"], stations=stations,
             ramp_per_second=ramp, duration_s=duration, source=source, seed=seed,
-            keep_stations=bool(form.get("keep")),
+            keep_stations=bool(form.get("keep")), template=form.get("template", ""),
             security_profile=int(form.get("security_profile") or 0),
             password=form.get("password", ""))
     except (ValueError, loadtest.LoadTestError) as exc:

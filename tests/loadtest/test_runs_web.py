@@ -91,3 +91,22 @@ def test_a_scenario_that_does_not_parse_is_a_field_error_in_the_admin(admin_clie
     response = admin_client.post("/admin/stations/scenario/add/", {
         "name": "ok", "format": "toml", "definition": SCENARIO.read_text()})
     assert response.status_code == 302
+
+
+def test_a_run_makes_its_stations_from_a_template_and_refuses_an_unknown_one(db):
+    from stations import loadtest
+    from stations.models import Evse, StationTemplate
+
+    StationTemplate.objects.create(name="dual", csms_url="ws://127.0.0.1:9", evse_count=2,
+                                   connectors_per_evse=2, model="Dual")
+    source = loadtest.resolve_scenario(str(SCENARIO))
+    run = loadtest.create_run(csms_url="ws://127.0.0.1:9", stations=3, ramp_per_second=10,
+                              duration_s=5, source=source, seed=1, template="dual")
+    loadtest.create_stations(run)
+    stations = list(loadtest.run_stations(run))
+    assert len(stations) == 3 and {s.model for s in stations} == {"Dual"}
+    assert not any(s.enabled for s in stations), "the fleet engine must not start them"
+    assert Evse.objects.filter(station__in=stations).count() == 6
+    with pytest.raises(loadtest.LoadTestError, match="no station template"):
+        loadtest.create_run(csms_url="ws://127.0.0.1:9", stations=3, ramp_per_second=10,
+                            duration_s=5, source=source, seed=1, template="nope")

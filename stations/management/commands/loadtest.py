@@ -41,6 +41,9 @@ class Command(BaseCommand):
         parser.add_argument("--client-cert", help="PEM file")
         parser.add_argument("--client-key", help="PEM file")
         parser.add_argument("--keep", action="store_true", help="keep the stations afterwards")
+        parser.add_argument("--template", default="",
+                            help="make the stations from this station template "
+                                 "(EVSEs, connectors, vendor, model)")
         parser.add_argument("--response-timeout", type=float, default=30.0,
                             help="seconds a station waits for the CSMS to answer a CALL")
         parser.add_argument("--no-validation", action="store_true",
@@ -66,6 +69,7 @@ class Command(BaseCommand):
                 csms_url=options["csms_url"], stations=options["stations"],
                 ramp_per_second=options["ramp"], duration_s=options["duration"],
                 source=source, seed=options["seed"], keep_stations=options["keep"],
+                template=options["template"],
                 security_profile=options["security_profile"], password=options["password"],
                 ca_cert=_read(options["ca_cert"]), client_cert=_read(options["client_cert"]),
                 client_key=_read(options["client_key"]),
