@@ -22,7 +22,9 @@ async def eventually(predicate, timeout=10.0):
 
 
 @pytest.fixture
-async def engine(make_station):
+async def engine(make_station, settings):
+    # Stations that do not close in time are cut off after this, so teardown stays short.
+    settings.FLEET_STOP_TIMEOUT = 3
     csms = SandboxCsms(Policy(rejected_tokens={"BLOCKED-001"}))
     url = await csms.start()
     for station_id in ("CS-1", "CS-2"):
@@ -34,7 +36,7 @@ async def engine(make_station):
     await eventually(lambda: all(s.online for s in host.engine.stations.values()))
     yield csms, host
     stop.set()
-    await asyncio.wait_for(task, 15)
+    await asyncio.wait_for(task, 40)
     await csms.stop()
     assert csms.violations == []
 
