@@ -20,8 +20,9 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", "insecure-local-demo-key-set-DJANGO_SECRET
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
 
+# Not "daphne": it would load Twisted (24 MB) into every engine worker; the web process
+# runs Daphne itself (manage.py runfleet, or the daphne command).
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
