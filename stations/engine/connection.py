@@ -6,6 +6,7 @@ import base64
 import os
 import ssl
 import tempfile
+from functools import lru_cache
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,19 +35,29 @@ def station_url(config: StationConfig) -> str:
 def ssl_context(config: StationConfig) -> ssl.SSLContext | None:
     if config.security_profile < 2 and not config.csms_url.startswith("wss://"):
         return None
+    client = config.security_profile == 3 and config.client_cert and config.client_key
+    return _tls_context(config.ca_cert, config.client_cert if client else None,
+                        config.client_key if client else None)
+
+
+@lru_cache(maxsize=64)
+def _tls_context(ca_cert: str | None, client_cert: str | None,
+                 client_key: str | None) -> ssl.SSLContext:
+    """One context per distinct set of certificates: a fleet made from one template shares
+    it, instead of each station parsing the CA bundle again (and holding its own copy)."""
     context = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if config.ca_cert:
-        context.load_verify_locations(cadata=config.ca_cert)
-    if config.security_profile == 3 and config.client_cert and config.client_key:
+    if ca_cert:
+        context.load_verify_locations(cadata=ca_cert)
+    if client_cert and client_key:
         # The ssl module only loads a certificate chain from files.
         with tempfile.TemporaryDirectory() as folder:
             cert_path = os.path.join(folder, "cert.pem")
             key_path = os.path.join(folder, "key.pem")
             with open(cert_path, "w") as f:
-                f.write(config.client_cert)
+                f.write(client_cert)
             with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-                f.write(config.client_key)
+                f.write(client_key)
             context.load_cert_chain(cert_path, key_path)
     return context
 

@@ -95,8 +95,6 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         # The last status the CSMS acknowledged per (evse, connector), to resend changes.
         self._acknowledged_status: dict[tuple[int, int], str] = {}
         self._reported_status: dict[tuple[int, int], str] = {}
-        self._ssl = None
-        self._ssl_loaded = False
         self._wanted_online = Flag()
         self._wanted_online.set()
         self._stopping = False
@@ -181,7 +179,7 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             if self._stopping:
                 break
             try:
-                ws = await open_connection(self.config, self._ssl_context())
+                ws = await open_connection(self.config, ssl_context(self.config))
             except ConnectFailed as exc:
                 failures += 1
                 self.emit("connection", {"online": False, "error": exc.reason,
@@ -201,12 +199,6 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._wanted_online.set()
         self._wake.set()
         self._session_end.set()
-
-    def _ssl_context(self):
-        if not self._ssl_loaded:
-            self._ssl = ssl_context(self.config)
-            self._ssl_loaded = True
-        return self._ssl
 
     def _backoff(self, failures: int) -> float:
         base = min(self.config.reconnect_max, self.config.reconnect_min * 2 ** (failures - 1))
