@@ -16,87 +16,33 @@ import json
 import multiprocessing as mp
 import os
 import re
-import resource
 import shutil
 import signal
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
-from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBPROTOCOL, STATS_PATH = "ocpp2.0.1", "/_stats"
+# Run as a script, the repository root is not importable; spawned children inherit sys.path.
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.engine_capacity import (  # noqa: E402 - the shared fast CSMS
+    STATS_PATH,
+    SUBPROTOCOL,
+    csms_main,
+    raise_fd_limit,
+)
+
 HEARTBEAT_S = 60
 FD_MARGIN = 512  # besides the stations' sockets: Redis, PostgreSQL, pipes, files
 SAMPLE_S = 5.0
 SETTLE_S = 5.0  # after the burst of transaction starts, before the steady window opens
 TICK = os.sysconf("SC_CLK_TCK")
 TARGET_BOOT_S, TARGET_KB, TARGET_P95_S = 30.0, 40.0, 1.0
-
-
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        sys.exit(f"RLIMIT_NOFILE hard limit is {hard}, {needed} are needed: raise it or run "
-                 "fewer --stations.")
-    resource.setrlimit(resource.RLIMIT_NOFILE,
-                       (hard if hard != resource.RLIM_INFINITY else max(soft, needed), hard))
-
-
-# -- the CSMS: as little work per frame as possible, so it is never the bottleneck ---------
-
-def csms_main(needed_fds: int, port_out) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it, also after Ctrl-C
-    raise_fd_limit(needed_fds)
-    asyncio.run(csms(port_out))
-
-
-async def csms(port_out) -> None:
-    counts: dict[str, int] = {}
-    booted: set[str] = set()
-    sessions = 0
-    accepted = {"idTokenInfo": {"status": "Accepted"}}
-
-    async def handle(ws) -> None:
-        nonlocal sessions
-        with contextlib.suppress(ConnectionClosed):
-            if ws.request.path == STATS_PATH:
-                async for _ in ws:
-                    await ws.send(json.dumps({"counts": counts, "booted": len(booted),
-                                              "sessions": sessions, "cpu": time.process_time()}))
-                return
-            sessions += 1
-            try:
-                async for raw in ws:
-                    frame = json.loads(raw)
-                    if frame[0] != 2:
-                        continue
-                    action = frame[2]
-                    if action in ("Heartbeat", "BootNotification"):
-                        payload = {"currentTime": datetime.now(UTC).isoformat()}
-                        if action == "BootNotification":
-                            booted.add(ws.request.path)
-                            payload.update(status="Accepted", interval=HEARTBEAT_S)
-                    elif action == "Authorize" or "idToken" in frame[3]:
-                        payload = accepted
-                    else:
-                        payload = {}
-                    await ws.send(json.dumps([3, frame[1], payload], separators=(",", ":")))
-                    counts[action] = counts.get(action, 0) + 1
-            finally:
-                sessions -= 1
-
-    # The default backlog of 100 drops SYNs while thousands of stations connect at once.
-    async with serve(handle, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL], compression=None,
-                     ping_interval=None, backlog=4096) as server:
-        port_out.send(server.sockets[0].getsockname()[1])
-        await asyncio.Future()  # until the parent terminates this process
 
 
 # -- what the benchmark watches ------------------------------------------------------------
@@ -369,7 +315,7 @@ def main() -> None:
     cluster.env.setdefault("FLEET_SCHEMA_VALIDATION", "on")
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=csms_main, args=(needed, send), daemon=True)
+    server = ctx.Process(target=csms_main, args=(HEARTBEAT_S, needed, send), daemon=True)
     try:
         server.start()
         if not receive.poll(30):

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import json
 import logging
 import math
@@ -26,8 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
-from websockets.exceptions import ConnectionClosed
 
 # Run as a script, the repository root is not importable; spawned children inherit sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,49 +47,6 @@ def scenario_toml(args: argparse.Namespace) -> str:
             f"[transactions]\nshare = {args.charging:g}\n"
             f'sessions = {{ dist = "fixed", value_s = {args.duration + 86400:g} }}\n'
             'gaps = { dist = "uniform", min_s = 1, max_s = 10 }\nmeter_interval_s = 10\n')
-
-
-# -- the CSMS: valid answers at the least cost, so it is never the bottleneck ----------------
-
-def csms_main(heartbeat: int, needed_fds: int, lifetime_s: float, port_out) -> None:
-    cap.raise_fd_limit(needed_fds)
-    asyncio.run(csms(heartbeat, lifetime_s, port_out))
-
-
-async def csms(heartbeat: int, lifetime_s: float, port_out) -> None:
-    # Authorize needs idTokenInfo: an empty answer would leave no station charging.
-    fixed = {"Authorize": {"idTokenInfo": {"status": "Accepted"}}}
-
-    async def handle(ws) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            if ws.request.path == cap.STATS_PATH:
-                async for _ in ws:
-                    await ws.send(json.dumps({"cpu": time.process_time()}))
-                return
-            async for raw in ws:
-                frame = json.loads(raw)
-                if frame[0] != 2:
-                    continue
-                action = frame[2]
-                if action in ("Heartbeat", "BootNotification"):
-                    payload = {"currentTime": datetime.now(UTC).isoformat()}
-                    if action == "BootNotification":
-                        payload |= {"status": "Accepted", "interval": heartbeat}
-                else:
-                    payload = fixed.get(action, {})
-                await ws.send(json.dumps([3, frame[1], payload], separators=(",", ":")))
-
-    # The default backlog of 100 drops SYNs when a lagging ramp connects stations in bursts.
-    async with serve(handle, "127.0.0.1", 0, subprotocols=[cap.SUBPROTOCOL], compression=None,
-                     ping_interval=None, backlog=4096) as server:
-        port_out.send(server.sockets[0].getsockname()[1])
-        # 15,000 connections are millions of long-lived objects: scanning them in full
-        # collections stalled every answer for up to 0.6 s, which the stations measured as
-        # latency. Frozen objects are never scanned (their cyclic garbage is kept, a few
-        # minutes' worth). The parent terminates this sooner; the lifetime is a backstop.
-        for _ in range(math.ceil(lifetime_s)):
-            gc.freeze()
-            await asyncio.sleep(1)
 
 
 # -- the simulator: one fleet size in one process --------------------------------------------
@@ -279,17 +232,15 @@ def report(args: argparse.Namespace, results: dict[int, dict]) -> None:
         return
     machines = math.ceil(FLEET / largest)
     flags = " --no-validation" if args.no_validation else ""
-    print(f"a {FLEET:,}-station test needs ceil({FLEET} / {largest}) = {machines} machines, "
-          f"each running:\n  python manage.py loadtest --csms-url ws://<csms>/<path> "
-          f"--stations {largest} --scenario capacity.toml --ramp {RAMP:g} --duration <s>"
-          f"{flags} --quiet")
+    print(f"a {FLEET:,}-station test needs ceil({FLEET} / {largest}) = {machines} machines: "
+          "on each, an engine worker sharing one REDIS_URL and DATABASE_URL\n"
+          "  celery -A fleet worker -Q engine --pool prefork --disable-prefetch -c 1\n"
+          "and, on any one of them, the run that spreads the stations over them:\n"
+          f"  python manage.py loadtest --csms-url ws://<csms>/<path> --stations {FLEET} "
+          f"--workers {machines} --scenario capacity.toml --ramp {RAMP * machines:g} "
+          f"--duration <s>{flags} --quiet")
     toml = "\n".join(f"  {line}".rstrip() for line in scenario_toml(args).splitlines())
     print(f"with capacity.toml being the scenario measured here:\n{toml}")
-    # Station ids are LT<run id>-NNNNN and the run id comes from the local database.
-    print("Give all machines one DATABASE_URL (a shared PostgreSQL) so each run gets its own "
-          "id: machines\nwith fresh databases of their own all name their stations LT1-... "
-          "and collide at the CSMS.\n--quiet because the live table is not part of what was "
-          "measured here.")
 
 
 def main() -> None:
@@ -311,7 +262,7 @@ def main() -> None:
     ctx = mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     lifetime = sum(n / RAMP + args.duration + 4 * SLACK_S for n in sizes)
-    server = ctx.Process(target=csms_main, args=(args.heartbeat, needed, lifetime, send),
+    server = ctx.Process(target=cap.csms_main, args=(args.heartbeat, needed, send, lifetime),
                          daemon=True)
     server.start()
     results: dict[int, dict] = {}
