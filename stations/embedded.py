@@ -24,15 +24,6 @@ def sandbox() -> SandboxCsms | None:
     return _runtime.get("sandbox")
 
 
-def set_host(host) -> None:
-    _runtime["host"] = host
-
-
-def host():
-    """The ShardHost running every station in this process, if any."""
-    return _runtime.get("host")
-
-
 async def start_sandbox(host: str, port: int) -> SandboxCsms:
     csms = SandboxCsms(Policy(rejected_tokens=set(settings.FLEET_SANDBOX_REJECTED_TOKENS)))
     csms.url = await csms.start(host, port)

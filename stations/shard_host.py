@@ -131,7 +131,6 @@ class ShardHost:
         self.engine = Shard(self._sink, ramp_per_second=self.ramp,
                             state_store=self.recorder.save_state,
                             frame_hook=self.publisher.frame)
-        self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
     def _sink(self, station_id: str, kind: str, data: dict) -> None:
@@ -198,7 +197,6 @@ class ShardHost:
             configs, states=states,
             prepare=lambda station: apply_desired(station, desired[station.config.station_id]),
         )
-        self.ready.set()
 
     async def _commands(self, channel: str) -> None:
         while True:

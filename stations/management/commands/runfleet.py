@@ -60,9 +60,7 @@ class Command(BaseCommand):
             return
         count = await sync_to_async(Station.objects.filter(enabled=True).count)()
         self.stdout.write(f"Starting {count} stations at {settings.FLEET_RAMP_PER_SECOND:g}/s")
-        host = ShardHost(None, layer=get_channel_layer())
-        embedded.set_host(host)
-        await host.run(self.stop)
+        await ShardHost(None, layer=get_channel_layer()).run(self.stop)
 
     def shutdown(self):
         """Before the reactor stops: close the stations' connections, then the sandbox."""
