@@ -8,6 +8,10 @@ import pytest
 from stations.engine.config import ConnectorConfig, EvseConfig, StationConfig
 from stations.engine.station import Station
 from stations.sandbox import Policy, SandboxCsms
+from tests.waiting import eventually as wait_until
+
+# Engine tests import the waiting helper from here, beside the fixtures.
+__all__ = ["Fleet", "wait_until"]
 
 
 @pytest.fixture
@@ -69,12 +73,3 @@ async def fleet(csms):
     fleet = Fleet(csms)
     yield fleet
     await fleet.stop()
-
-
-async def wait_until(predicate, timeout=5.0, interval=0.02):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)

@@ -16,20 +16,13 @@ import pytest
 import pytest_asyncio
 
 from stations.sandbox import Policy, SandboxCsms
+from tests.waiting import eventually
 
 from .cluster import Cluster
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
 
 STATIONS = 50
-
-
-async def eventually(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(0.1)
 
 
 def booted(csms) -> set[str]:

@@ -9,16 +9,9 @@ from django.test import AsyncClient
 
 from stations.sandbox import Policy, SandboxCsms
 from stations.shard_host import ShardHost
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def eventually(predicate, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -32,8 +25,8 @@ async def engine(make_station, settings):
     stop = asyncio.Event()
     host = ShardHost(None, layer=get_channel_layer())
     task = asyncio.create_task(host.run(stop))
-    await eventually(lambda: len(csms.sessions) == 2)
-    await eventually(lambda: all(s.online for s in host.engine.stations.values()))
+    await eventually(lambda: len(csms.sessions) == 2, 10)
+    await eventually(lambda: all(s.online for s in host.engine.stations.values()), 10)
     yield csms, host
     stop.set()
     await asyncio.wait_for(task, 40)
@@ -78,7 +71,7 @@ async def test_a_command_to_an_offline_station_says_so(engine, client):
     csms, host = engine
     _, outcome = await command(client, "CS-2", command="disconnect")
     assert outcome["ok"]
-    await eventually(lambda: "CS-2" not in csms.sessions)
+    await eventually(lambda: "CS-2" not in csms.sessions, 10)
     _, outcome = await command(client, "CS-2", command="start_charging", evse_id=1,
                                id_token="TOKEN-001")
     assert outcome["ok"] is False and outcome["status"] == "Offline"
