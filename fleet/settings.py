@@ -130,8 +130,8 @@ FLEET_PUBLISH_INTERVAL = float(env("FLEET_PUBLISH_INTERVAL", "0.3"))
 FLEET_LEASE_TTL = envint("FLEET_LEASE_TTL", 15)
 FLEET_RECONCILE_SECONDS = float(env("FLEET_RECONCILE_SECONDS", "5"))
 FLEET_STOP_TIMEOUT = float(env("FLEET_STOP_TIMEOUT", "10"))
-# OCPP frames kept in memory per station for the live log (the database keeps 200).
-FLEET_FRAMES_IN_MEMORY = envint("FLEET_FRAMES_IN_MEMORY", 20)
+# OCPP frames kept per station in the database's message log (the station page shows it).
+FLEET_FRAME_LOG = envint("FLEET_FRAME_LOG", 100)
 FLEET_ENGINE_QUEUE = "engine"
 # idTokens the dashboard offers; the sandbox CSMS rejects the ones it is told to.
 FLEET_DEMO_ID_TOKENS = envlist("FLEET_DEMO_ID_TOKENS", "TOKEN-001,TOKEN-002,TOKEN-003,BLOCKED-001")

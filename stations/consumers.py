@@ -16,7 +16,7 @@ from django.db.models import Count
 from . import services
 from .engine.publisher import DASHBOARD_GROUP, station_group
 from .engine.summary import add_totals, empty_totals
-from .models import Station, StationLive, Transaction
+from .models import Frame, Station, StationLive, Transaction
 from .rows import row_from_db, row_from_view
 
 FLEET_SEND_EVERY_S = 0.5
@@ -140,9 +140,7 @@ class StationConsumer(DashboardConsumer):
 
     def _load(self):
         rows = station_rows([self.station_id])
-        frames = list(StationLive.objects.filter(station__station_id=self.station_id)
-                      .values_list("frames", flat=True)[:1])
-        return rows.get(self.station_id), frames[0] if frames else []
+        return rows.get(self.station_id), Frame.log_of(self.station_id)
 
     async def _keep_watching(self):
         # The shard forgets a watch after 30 s unless it is renewed.

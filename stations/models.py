@@ -10,6 +10,7 @@ from django.core.validators import MaxLengthValidator, MinLengthValidator, MinVa
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 
+from .engine.publisher import frame_dict
 from .validators import (
     PASSWORD_MAX,
     PASSWORD_MIN,
@@ -475,9 +476,40 @@ class StationLive(models.Model):
     evses = models.JSONField(default=dict)
     # stations.engine Station.export_state(): transactions, meter, queued messages.
     engine_state = models.JSONField(null=True, blank=True)
-    # The newest OCPP frames, oldest first, bounded by the engine's log size.
-    frames = models.JSONField(default=list)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class Frame(models.Model):
+    """One OCPP frame in a station's message log.
+
+    A station's log is a ring of FLEET_FRAME_LOG slots: frame number `seq` goes into
+    slot `seq % size`, so a log stays bounded by upserts alone, with no trimming pass
+    and no read before a write.
+    """
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="frames")
+    slot = models.PositiveIntegerField()
+    seq = models.PositiveBigIntegerField()
+    at = models.FloatField(help_text="seconds since the epoch")
+    direction = models.CharField(max_length=3)  # "in" (from the CSMS) or "out"
+    message_type = models.PositiveSmallIntegerField()  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
+    # Text, not bounded chars: a misbehaving CSMS's ids and actions are logged as sent.
+    unique_id = models.TextField()
+    action = models.TextField(blank=True)
+    payload = models.JSONField(null=True)
+    latency_ms = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["station", "slot"], name="one_frame_per_slot"),
+        ]
+
+    @classmethod
+    def log_of(cls, station_id: str) -> list[dict]:
+        """A station's logged frames, oldest first, as the dashboard's live log has them."""
+        rows = cls.objects.filter(station__station_id=station_id).order_by("seq").values_list(
+            "at", "direction", "message_type", "unique_id", "action", "payload", "latency_ms")
+        return [frame_dict(row) for row in rows]
 
 
 class Transaction(models.Model):

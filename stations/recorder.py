@@ -14,26 +14,32 @@ import logging
 import time
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .engine.summary import station_status
-from .models import DeviceModelValue, Station, StationLive, Transaction
+from .models import DeviceModelValue, Frame, Station, StationLive, Transaction
 
 LOGGER = logging.getLogger(__name__)
 
 CHECKPOINT_DELAY_S = 0.02
 LIVE_WRITE_EVERY_S = 10.0
+FRAME_FIELDS = ["seq", "at", "direction", "message_type", "unique_id", "action", "payload",
+                "latency_ms"]
 TX_FIELDS = ["ended_at", "charging_state", "trigger_reason", "stopped_reason", "last_seq_no",
              "energy_wh", "offline", "id_token", "remote_start_id"]
 
 
 class Recorder:
-    def __init__(self, interval: float = 1.0, log_source=None):
+    def __init__(self, interval: float = 1.0, frame_log: int | None = None):
         self.interval = interval
-        # Where the OCPP frames are (a Publisher: take_log, recent_frames); None: not kept.
-        self.log_source = log_source
+        # Frames kept per station in the database's message log; 0 keeps none.
+        self.frame_log = settings.FLEET_FRAME_LOG if frame_log is None else frame_log
+        self._frames: list[tuple] = []
+        self._frame_seq: dict[int, int] = {}  # by station pk: the last frame number used
         self._written: dict[str, tuple[float, tuple | None]] = {}
         self._variables: dict[tuple[str, str], str] = {}
         self._status: dict[str, dict] = {}
@@ -66,6 +72,13 @@ class Recorder:
             self._evses[station_id] = self._live[station_id]
         elif kind == "transaction":
             self._record_transaction(station_id, data)
+
+    def frame(self, station_id: str, direction: str, message_type_id: int, unique_id: str,
+              action: str | None, payload, latency_ms: float | None) -> None:
+        """The engine's frame hook: one OCPP frame for the station's message log."""
+        if self.frame_log:
+            self._frames.append((station_id, time.time(), direction, message_type_id, unique_id,
+                                 action, payload, latency_ms))
 
     def _record_transaction(self, station_id: str, event: dict) -> None:
         info = event["transactionInfo"]
@@ -138,8 +151,8 @@ class Recorder:
         status, self._status = self._status, {}
         evses = self._due_evses(time.monotonic())
         txs, self._transactions = self._transactions, {}
-        framed = set(self.log_source.take_log()) if self.log_source else set()
-        ids = {s for s, _ in variables} | set(status) | set(evses) | framed
+        frames, self._frames = self._frames, []
+        ids = {s for s, _ in variables} | set(status) | set(evses) | {f[0] for f in frames}
         ids |= {row["station_id"] for row in txs.values()}
         if not ids:
             return
@@ -152,7 +165,7 @@ class Recorder:
                 update_conflicts=True, unique_fields=["station", "key"],
                 update_fields=["value", "updated_at"],
             )
-            self._write_live(pks, set(evses) | framed)
+            self._write_live(pks, evses)
             # One UPDATE per distinct set of values, not one per station.
             groups: dict[tuple, list[int]] = {}
             for station_id in set(status) | set(evses):
@@ -167,19 +180,44 @@ class Recorder:
             for fields, station_pks in groups.items():
                 Station.objects.filter(pk__in=station_pks).update(**dict(fields))
             self._write_transactions(pks, txs, evses)
+            if frames:
+                self._write_frames(pks, frames)
 
-    def _write_live(self, pks, ids) -> None:
-        rows = [
-            StationLive(
-                station_id=pks[s], evses=self._live.get(s, {}),
-                frames=self.log_source.recent_frames(s) if self.log_source else [],
-            )
-            for s in ids if s in pks
-        ]
+    def _write_live(self, pks, evses: dict[str, dict]) -> None:
         StationLive.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["station"],
-            update_fields=["evses", "frames", "updated_at"],
+            [StationLive(station_id=pks[s], evses=e) for s, e in evses.items() if s in pks],
+            update_conflicts=True, unique_fields=["station"],
+            update_fields=["evses", "updated_at"],
         )
+
+    def _write_frames(self, pks, frames: list[tuple]) -> None:
+        """Upsert each frame into its station's ring of `frame_log` slots."""
+        unknown = {pks[f[0]] for f in frames if f[0] in pks} - self._frame_seq.keys()
+        if unknown:
+            # Once per station and process: a restarted shard goes on where its log ended.
+            self._frame_seq.update(
+                Frame.objects.filter(station_id__in=unknown).values("station_id")
+                .annotate(last=Max("seq")).values_list("station_id", "last"))
+            self._frame_seq.update((pk, 0) for pk in unknown - self._frame_seq.keys())
+        rows: dict[tuple[int, int], Frame] = {}
+        for station_id, at, direction, type_id, unique_id, action, payload, latency in frames:
+            pk = pks.get(station_id)
+            if pk is None:
+                continue
+            seq = self._frame_seq[pk] = self._frame_seq[pk] + 1
+            # More frames than slots in one batch: the newest take the slots (one row each).
+            rows[pk, seq % self.frame_log] = Frame(
+                station_id=pk, slot=seq % self.frame_log, seq=seq, at=at, direction=direction,
+                message_type=type_id, unique_id=unique_id, action=action or "",
+                payload=payload, latency_ms=latency)
+        try:
+            # A savepoint: a frame the database refuses costs the log, not the states.
+            with transaction.atomic():
+                Frame.objects.bulk_create(
+                    rows.values(), update_conflicts=True, unique_fields=["station", "slot"],
+                    update_fields=FRAME_FIELDS, batch_size=2000)
+        except Exception:
+            LOGGER.exception("could not write %d frames to the message log", len(rows))
 
     def _write_transactions(self, pks, txs, evses) -> None:
         energy = {

@@ -125,17 +125,19 @@ class ShardHost:
         # slow (not dead) notices first and stops its stations.
         self.takeover_delay = takeover_delay
         self.publisher = Publisher(self._send, interval=settings.FLEET_PUBLISH_INTERVAL,
-                                   shard=str(shard if shard is not None else "all"),
-                                   log_size=settings.FLEET_FRAMES_IN_MEMORY)
-        self.recorder = Recorder(log_source=self.publisher)
+                                   shard=str(shard if shard is not None else "all"))
+        self.recorder = Recorder()
         self.engine = Shard(self._sink, ramp_per_second=self.ramp,
-                            state_store=self.recorder.save_state,
-                            frame_hook=self.publisher.frame)
+                            state_store=self.recorder.save_state, frame_hook=self._frame)
         self._tasks: list[asyncio.Task] = []
 
     def _sink(self, station_id: str, kind: str, data: dict) -> None:
         self.publisher.record(station_id, kind, data)
         self.recorder(station_id, kind, data)
+
+    def _frame(self, *frame) -> None:
+        self.publisher.frame(*frame)
+        self.recorder.frame(*frame)
 
     async def _send(self, group: str, message: dict) -> None:
         await self.layer.group_send(group, message)

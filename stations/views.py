@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import embedded, services
 from .consumers import station_rows
-from .models import Station, StationLive, Transaction
+from .models import Frame, Station, Transaction
 
 PAGE_SIZE_MAX = 200
 STATION_COMMANDS = {"connect", "disconnect", "reboot"}
@@ -77,8 +77,8 @@ def api_station(request, station_id):
             "transaction_id", "evse_id", "started_at", "ended_at", "energy_wh",
             "stopped_reason", "charging_state", "id_token")
     )
-    frames = StationLive.objects.filter(station=station).values_list("frames", flat=True).first()
-    return JsonResponse({"station": row, "transactions": transactions, "frames": frames or []})
+    return JsonResponse({"station": row, "transactions": transactions,
+                         "frames": Frame.log_of(station_id)})
 
 
 def _body(request) -> dict:

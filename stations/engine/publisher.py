@@ -3,7 +3,8 @@
 Stations report every event; sending each one over the channel layer would cost Redis and
 the browsers far more than the simulation itself. The publisher keeps the latest merged
 view of each station and, every `interval` seconds, sends the stations that changed in at
-most a few bounded messages. OCPP frames go only to stations someone is watching.
+most a few bounded messages. OCPP frames go only to stations someone is watching; the
+frame log of every station is the Recorder's business, kept in the database, not here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from itertools import islice
 
 from .summary import fleet_totals
 
@@ -49,11 +49,9 @@ def _copy_view(view: dict) -> dict:
     return {**view, "evses": dict(view["evses"]), "connectors": dict(view["connectors"])}
 
 
-def _tail(ring: deque, n: int) -> list:
-    return list(ring) if n >= len(ring) else list(islice(reversed(ring), n))[::-1]
-
-
-def _frame_dict(frame: tuple) -> dict:
+def frame_dict(frame: tuple) -> dict:
+    """A frame as the dashboard shows it, from (at, direction, type, id, action, payload,
+    latency_ms)."""
     at, direction, type_id, unique_id, action, payload, latency = frame
     return {"at": at, "direction": direction, "type": FRAME_TYPES.get(type_id, str(type_id)),
             "unique_id": unique_id, "action": action, "payload": payload,
@@ -70,24 +68,22 @@ def _summary(station_id: str, event: dict) -> dict:
 
 
 class Publisher:
-    def __init__(self, send: Send, *, interval: float = 0.3, shard: str = "", log_size: int = 200,
+    def __init__(self, send: Send, *, interval: float = 0.3, shard: str = "", frame_backlog: int = 100,
                  max_stations: int = 2000, max_transactions: int = 500,
                  send_timeout: float = 5.0, clock: Callable[[], float] = time.time):
         self._send = send
         self.interval = interval
         self.shard = shard
-        self.log_size = log_size
+        self.frame_backlog = frame_backlog
         self.max_stations = max_stations
         self.send_timeout = send_timeout
         self._clock = clock
         self._views: dict[str, dict] = {}
         self._dirty: dict[str, None] = {}  # ordered set: changed since the last flush
         self._transactions: deque = deque(maxlen=max_transactions)
-        # Frames are tuples until someone reads them: thousands of rings of dicts cost GBs.
-        self._rings: dict[str, deque] = {}
-        # Counts of frames not yet taken, read back from the rings so they stay bounded.
-        self._untaken: dict[str, int] = {}
-        self._unsent: dict[str, int] = {}
+        # Frames of watched stations not yet sent, as tuples (dicts only when sent), at most
+        # frame_backlog per station: a long outage of the channel layer drops the oldest.
+        self._unsent: dict[str, list[tuple]] = {}
         self._watches: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._rate_mark = (clock(), 0)
@@ -138,15 +134,13 @@ class Publisher:
 
     def frame(self, station_id: str, direction: str, message_type_id: int, unique_id: str,
               action: str | None, payload, latency_ms: float | None) -> None:
-        ring = self._rings.get(station_id)
-        if ring is None:
-            ring = self._rings[station_id] = deque(maxlen=self.log_size)
-        ring.append((self._clock(), direction, message_type_id, unique_id, action, payload,
-                     latency_ms))
         self.counters["frames_in" if direction == "in" else "frames_out"] += 1
-        self._untaken[station_id] = self._untaken.get(station_id, 0) + 1
         if station_id in self._watches:
-            self._unsent[station_id] = self._unsent.get(station_id, 0) + 1
+            unsent = self._unsent.setdefault(station_id, [])
+            unsent.append((self._clock(), direction, message_type_id, unique_id, action,
+                           payload, latency_ms))
+            if len(unsent) > self.frame_backlog:
+                del unsent[0]
 
     def watch(self, station_id: str, ttl: float = 30.0) -> None:
         if station_id not in self._watches:
@@ -166,7 +160,7 @@ class Publisher:
 
     def forget(self, station_id: str) -> None:
         """The station left this shard: its view must not linger in snapshots."""
-        for table in (self._views, self._dirty, self._rings, self._untaken):
+        for table in (self._views, self._dirty):
             table.pop(station_id, None)
         self.unwatch(station_id)
 
@@ -178,14 +172,6 @@ class Publisher:
 
     def states(self) -> dict[str, dict]:
         return {sid: _copy_view(view) for sid, view in self._views.items()}
-
-    def take_log(self) -> dict[str, list[dict]]:
-        untaken, self._untaken = self._untaken, {}
-        return {sid: [_frame_dict(f) for f in _tail(self._rings[sid], n)]
-                for sid, n in untaken.items() if sid in self._rings}
-
-    def recent_frames(self, station_id: str) -> list[dict]:
-        return [_frame_dict(f) for f in self._rings.get(station_id, ())]
 
     # -- sending ------------------------------------------------------------------------
 
@@ -260,18 +246,17 @@ class Publisher:
     def _frame_messages(self) -> list[tuple]:
         unsent, self._unsent = self._unsent, {}
         parts = []
-        for sid, n in unsent.items():
-            frames = [_frame_dict(f) for f in _tail(self._rings[sid], n)]
-            message = {"type": "station.frames", "station_id": sid, "frames": frames}
+        for sid, frames in unsent.items():
+            message = {"type": "station.frames", "station_id": sid,
+                       "frames": [frame_dict(f) for f in frames]}
             parts.append((station_group(sid), message, "frame_messages_sent",
-                          lambda sid=sid, n=n: self._restore_frames(sid, n)))
+                          lambda sid=sid, frames=frames: self._restore_frames(sid, frames)))
         return parts
 
-    def _restore_frames(self, station_id: str, n: int) -> None:
-        # Never more than the ring holds: a long outage drops the oldest frames.
+    def _restore_frames(self, station_id: str, frames: list[tuple]) -> None:
         if station_id in self._watches:
-            total = n + self._unsent.get(station_id, 0)
-            self._unsent[station_id] = min(total, self.log_size)
+            self._unsent[station_id] = (frames + self._unsent.get(station_id, []))[
+                -self.frame_backlog:]
 
     def _update_rate(self, now: float) -> None:
         mark_at, mark_total = self._rate_mark

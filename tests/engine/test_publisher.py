@@ -135,7 +135,6 @@ async def test_frames_go_to_watched_stations_only(sent, clock):
     assert message["frames"][1] == {"at": clock.now, "direction": "in", "type": "CALLRESULT",
                                     "unique_id": "a0", "action": "Heartbeat",
                                     "payload": {"currentTime": "now"}, "latency_ms": 12.3}
-    assert len(pub.recent_frames("CS-B")) == 3
     assert (pub.counters["frames_in"], pub.counters["frames_out"]) == (3, 6)
 
     await pub.flush()
@@ -181,7 +180,7 @@ async def test_a_quiet_shard_still_sends_its_totals(sent, clock):
 
 
 async def test_a_failing_send_keeps_changes_for_the_next_flush(sent, clock):
-    pub = Publisher(sent, clock=clock, log_size=5)
+    pub = Publisher(sent, clock=clock, frame_backlog=5)
     pub.watch("CS-1", ttl=3600)
     sent.down = True
     pub.record("CS-1", "evse", snapshot(power=1.0))
@@ -207,21 +206,6 @@ async def test_a_failing_send_keeps_changes_for_the_next_flush(sent, clock):
     assert [t["seqNo"] for t in delta["transactions"]] == [1, 2]
     [frames] = [m for g, m in sent.messages if g == station_group("CS-1")]
     assert [f["unique_id"] for f in frames["frames"]] == ["4", "5", "6", "7", "8"]
-
-
-async def test_take_log_returns_new_frames_once_and_bounded(sent):
-    pub = Publisher(sent, log_size=3)
-    for n in range(5):
-        pub.frame("CS-1", "out", 2, str(n), "Heartbeat", {}, None)
-    pub.frame("CS-2", "in", 4, "x", None, ["NotImplemented", "", {}], 3.0)
-    log = pub.take_log()
-    assert [f["unique_id"] for f in log["CS-1"]] == ["2", "3", "4"]
-    assert log["CS-2"][0]["type"] == "CALLERROR"
-    pub.frame("CS-1", "out", 2, "5", "Heartbeat", {}, None)
-    assert {s: [f["unique_id"] for f in fs] for s, fs in pub.take_log().items()} == {
-        "CS-1": ["5"]}
-    assert pub.take_log() == {}
-    assert [f["unique_id"] for f in pub.recent_frames("CS-1")] == ["3", "4", "5"]
 
 
 async def test_run_flushes_once_more_when_cancelled(sent):

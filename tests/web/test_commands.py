@@ -137,3 +137,25 @@ async def test_a_page_that_subscribes_gets_live_rows_without_waiting_for_a_chang
     assert row["online"] and row["evses"][0]["connectors"] == {"1": "Available"}
     assert update["totals"]["connected"] == 2
     await socket.disconnect()
+
+
+async def test_the_station_api_shows_the_message_log_of_its_ocpp_traffic(engine, client):
+    csms, _ = engine
+    await command(client, "CS-1", command="start_charging", evse_id=1, id_token="TOKEN-001")
+    await csms.wait_for("TransactionEvent", "CS-1")
+
+    def answered(frames):
+        return any(f["action"] == "TransactionEvent" and f["direction"] == "in" for f in frames)
+
+    frames = []
+    for _ in range(50):  # the recorder writes about once a second
+        frames = (await client.get("/api/stations/CS-1/")).json()["frames"]
+        if answered(frames):
+            break
+        await asyncio.sleep(0.2)
+    assert answered(frames), frames
+    boot = [(f["direction"], f["type"]) for f in frames if f["action"] == "BootNotification"]
+    assert boot == [("out", "CALL"), ("in", "CALLRESULT")]
+    assert [f["at"] for f in frames] == sorted(f["at"] for f in frames), "oldest first"
+    answer = next(f for f in frames if f["action"] == "TransactionEvent" and f["direction"] == "in")
+    assert answer["latency_ms"] is not None and "idTokenInfo" in answer["payload"]

@@ -87,7 +87,7 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        shard = Shard(sink, ramp_per_second=options["ramp"])
+        shard = Shard(sink, ramp_per_second=options["ramp"], frame_hook=recorder.frame)
         writer = asyncio.ensure_future(recorder.run())
         self.stdout.write(f"Starting {len(configs)} stations at {options['ramp']:g}/s; "
                           "Ctrl-C stops them.")
