@@ -10,7 +10,9 @@ from functools import lru_cache
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.http11 import Response
 
 from .config import StationConfig
 
@@ -25,6 +27,26 @@ class ConnectFailed(Exception):
         self.reason = reason
         self.detail = detail
         self.status = status
+
+
+# What an open connection keeps of its handshake response (nothing reads it later).
+_OPENED = Response(101, "Switching Protocols", Headers())
+
+
+class StationConnection(ClientConnection):
+    """A client connection that forgets its opening handshake once it is open.
+
+    The request and response objects with their headers are about 3 KB per connection,
+    held for the connection's life by websockets but never read after the handshake;
+    over a shard of thousands of stations that is tens of megabytes.
+    """
+
+    async def handshake(self, *args, **kwargs) -> None:
+        await super().handshake(*args, **kwargs)
+        self.request = None
+        # Not None: websockets takes the first event after a None response for the
+        # handshake's answer.
+        self.response = _OPENED
 
 
 def station_url(config: StationConfig) -> str:
@@ -88,6 +110,7 @@ async def open_connection(
             user_agent_header=None,
             # Stations dial the CSMS directly; reading proxy settings costs per connection.
             proxy=None,
+            create_connection=StationConnection,
         )
     except InvalidStatus as exc:
         status = exc.response.status_code

@@ -127,7 +127,7 @@ class DriverActions:
 
     async def go_offline(self) -> Outcome:
         self._wanted_online.clear()
-        self._session_end.set()
+        self.end_session()
         return Outcome(True, "Accepted")
 
     async def go_online(self) -> Outcome:
@@ -145,5 +145,5 @@ class DriverActions:
             while len(self.outbox) and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
         self._reboot_reason = reason
-        self._session_end.set()
+        self.end_session()
         return Outcome(True, "Accepted")

@@ -52,7 +52,7 @@ _SCHEMA_ERROR_CODES = {
 
 _ROUTES: dict[type, dict] = {}
 
-FrameHook = Callable[[str, int, str, str | None, Any, float | None], None]
+FrameHook = Callable[[str, str, int, str, str | None, Any, float | None], None]
 
 
 class CallErrorReceived(Exception):
@@ -98,12 +98,15 @@ def _call_error(unique_id: str, code: str, description: str) -> str:
 class OcppPeer(ChargePoint):
     """One end of an OCPP 2.0.1 connection that outlives any single websocket."""
 
+    __slots__ = ("id", "_response_timeout", "_connection", "_call_lock", "validate",
+                 "frame_hook", "_pending", "_after_tasks")
+    logger = LOGGER  # ChargePoint's methods log through it
+
     def __init__(self, peer_id: str, *, validate: bool = True, response_timeout: float = 30.0):
         # Not ChargePoint.__init__: it builds a route map and a response queue for every
         # instance; with thousands of stations routes are shared per class and answers
         # go straight to the one pending call.
         self.id = peer_id
-        self.logger = LOGGER
         # Seconds to wait for the answer to one of our CALLs.
         self._response_timeout = response_timeout
         # The websocket while connected, else None.
@@ -112,8 +115,8 @@ class OcppPeer(ChargePoint):
         self._call_lock = asyncio.Lock()
         # Off in load tests: validation costs CPU on every frame.
         self.validate = validate
-        # Called as hook(direction, message_type_id, unique_id, action, payload, latency_ms)
-        # for every frame; None keeps the hot path free of that work.
+        # Called as hook(peer_id, direction, message_type_id, unique_id, action, payload,
+        # latency_ms) for every frame; None keeps the hot path free of that work.
         self.frame_hook: FrameHook | None = None
         # The one CALL awaiting its answer: (unique_id, action, future, sent_at).
         self._pending: tuple[str, str, asyncio.Future, float] | None = None
@@ -154,7 +157,7 @@ class OcppPeer(ChargePoint):
 
     def _emit(self, direction, type_id, unique_id, action, payload, latency=None) -> None:
         if self.frame_hook is not None:
-            self.frame_hook(direction, type_id, unique_id, action, payload, latency)
+            self.frame_hook(self.id, direction, type_id, unique_id, action, payload, latency)
 
     # -- outgoing CALLs --------------------------------------------------------------
 

@@ -68,8 +68,8 @@ def _summary(station_id: str, event: dict) -> dict:
 
 
 class Publisher:
-    def __init__(self, send: Send, *, interval: float = 0.3, shard: str = "", frame_backlog: int = 100,
-                 max_stations: int = 2000, max_transactions: int = 500,
+    def __init__(self, send: Send, *, interval: float = 0.3, shard: str = "",
+                 frame_backlog: int = 100, max_stations: int = 2000, max_transactions: int = 500,
                  send_timeout: float = 5.0, clock: Callable[[], float] = time.time):
         self._send = send
         self.interval = interval

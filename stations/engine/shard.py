@@ -7,7 +7,6 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable, Iterable
-from functools import partial
 
 from .config import StationConfig
 from .station import EventSink, StateStore, Station
@@ -79,7 +78,7 @@ class Shard:
             station = self.add(config, (states or {}).get(config.station_id), run=False)
             if prepare is not None:
                 prepare(station)
-            self._tasks[config.station_id] = asyncio.ensure_future(self._run(station))
+            self._launch(station)
         if self.tune_gc:
             # Stations live for the whole run: keep the collector from rescanning them.
             gc.freeze()
@@ -88,19 +87,17 @@ class Shard:
         if config.station_id in self.stations:
             raise ValueError(f"{config.station_id} already runs in this shard")
         station = Station(config, self.sink, state=state, state_store=self.state_store)
-        if self.frame_hook is not None:
-            station.frame_hook = partial(self.frame_hook, config.station_id)
+        station.frame_hook = self.frame_hook
         self.stations[config.station_id] = station
-        if not run:
-            return station
-        self._tasks[config.station_id] = asyncio.ensure_future(self._run(station))
+        if run:
+            self._launch(station)
         return station
 
-    async def _run(self, station: Station) -> None:
-        try:
-            await station.run()
-        except Exception:
-            LOGGER.exception("%s: station stopped on an error", station.id)
+    def _launch(self, station: Station) -> None:
+        # The station's own coroutine, not a wrapper: one frame less per station.
+        task = asyncio.get_running_loop().create_task(station.run(), name=station.id)
+        task.add_done_callback(_report_crash)
+        self._tasks[station.id] = task
 
     async def remove(self, station_id: str, timeout: float = 5.0) -> None:
         station = self.stations.pop(station_id)
@@ -126,6 +123,12 @@ class Shard:
 
     def online_count(self) -> int:
         return sum(1 for station in self.stations.values() if station.online)
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        LOGGER.error("%s: station stopped on an error", task.get_name(),
+                     exc_info=task.exception())
 
 
 async def _finish(task: asyncio.Task, timeout: float) -> None:

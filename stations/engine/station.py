@@ -50,12 +50,21 @@ def evse_operative_key(evse_id: int) -> str:
 
 
 class Station(DriverActions, CsmsRequests, OcppPeer):
+    # Slots: a shard holds thousands of stations, and an instance dict with this many
+    # keys is 1.6 KB where slots are 8 bytes each.
+    __slots__ = (
+        "config", "sink", "_draws", "device_model", "operative", "evses", "outbox",
+        "boot_status", "boot_reason", "online", "_acknowledged_status", "_reported_status",
+        "_wanted_online", "_stopping", "_session_end", "_wake", "_reboot_reason", "_boot_now",
+        "_heartbeat", "_background", "remote_claims", "station_inoperative_scheduled",
+        "reset_scheduled", "state_store",
+    )
+
     def __init__(
         self,
         config: StationConfig,
         sink: EventSink | None = None,
         *,
-        rng: random.Random | None = None,
         state: dict | None = None,
         state_store: StateStore | None = None,
     ):
@@ -67,9 +76,10 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self.config = config
         # Receives (station_id, kind, data) for everything a user might watch.
         self.sink = sink
-        # Seeded by the id so a station's EVs and jitter repeat from run to run; made on
-        # first use, as most stations of a large fleet never need one.
-        self._rng = rng
+        # Random draws so far: each draw's generator is seeded by the id and this count,
+        # so a station's EVs and jitter repeat from run to run without keeping a 2.5 KB
+        # generator per station.
+        self._draws = 0
         self.device_model = DeviceModel(
             config.evses,
             vendor=config.vendor,
@@ -98,7 +108,8 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._wanted_online = Flag()
         self._wanted_online.set()
         self._stopping = False
-        self._session_end = Flag()
+        # Completed to end the connection; a future only while connected.
+        self._session_end: asyncio.Future | None = None
         # Wakes a backoff pause early (stop, or asked to come back online).
         self._wake = Flag()
         self._reboot_reason: str | None = None
@@ -119,9 +130,9 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
 
     @property
     def rng(self) -> random.Random:
-        if self._rng is None:
-            self._rng = random.Random(self.config.station_id)
-        return self._rng
+        """A generator for one draw (or a few made together), repeatable per station."""
+        self._draws += 1
+        return random.Random(f"{self.config.station_id}/{self._draws}")
 
     # -- surviving a restart ----------------------------------------------------------
 
@@ -198,7 +209,13 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._stopping = True
         self._wanted_online.set()
         self._wake.set()
-        self._session_end.set()
+        self.end_session()
+
+    def end_session(self) -> None:
+        """Close the current connection, if any (the run loop decides what comes next)."""
+        ended = self._session_end
+        if ended is not None and not ended.done():
+            ended.set_result(None)
 
     def _backoff(self, failures: int) -> float:
         base = min(self.config.reconnect_max, self.config.reconnect_min * 2 ** (failures - 1))
@@ -214,20 +231,21 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
 
     async def _session(self, ws) -> None:
         self.attach(ws)
-        self._session_end.clear()
+        # A bare future, not a task waiting on a Flag: one per station for hours.
+        ended = self._session_end = asyncio.get_running_loop().create_future()
         self.emit("connection", {"online": True})
         reader = asyncio.ensure_future(self._read())
         main = asyncio.ensure_future(self._online_work())
-        ender = asyncio.ensure_future(self._session_end.wait())
         try:
-            await asyncio.wait({reader, main, ender}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({reader, main, ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, main, ender):
+            self._session_end = None
+            for task in (reader, main, ended):
                 task.cancel()
             self.detach()
             self.online = False
             await ws.close()
-            await asyncio.gather(reader, main, ender, return_exceptions=True)
+            await asyncio.gather(reader, main, return_exceptions=True)
             self.emit("connection", {"online": False})
             LOGGER.debug("%s: disconnected", self.id)
 
