@@ -88,6 +88,18 @@ def ticks_rss(path: str) -> tuple[int, int]:
     return int(fields[11]) + int(fields[12]), rss
 
 
+def pss_uss(pid: int) -> tuple[int, int]:
+    """Proportional and unique set size (KB): shared pages split between their sharers,
+    and pages this process alone holds."""
+    values = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("Pss", "Private_Clean", "Private_Dirty"):
+                values[key] = int(rest.split()[0])
+    return values["Pss"], values["Private_Clean"] + values["Private_Dirty"]
+
+
 def children(pid: int) -> list[int]:
     pids = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
@@ -99,7 +111,7 @@ def children(pid: int) -> list[int]:
 def sample(masters: list[int], control: int, db_name: str) -> dict:
     """Engine workers' CPU and RSS, the control worker's and the machine's CPU, DB writes."""
     s = {"at": time.monotonic(), "cpu": 0, "kids": 0, "loops": 0, "master_kb": 0,
-         "children_kb": 0, "control": 0}
+         "children_kb": 0, "control": 0, "pss_kb": 0, "children_uss_kb": 0}
     for pid in [control, *children(control)]:
         with contextlib.suppress(OSError):
             s["control"] += ticks_rss(f"/proc/{pid}")[0]
@@ -108,6 +120,7 @@ def sample(masters: list[int], control: int, db_name: str) -> dict:
             ticks, rss = ticks_rss(f"/proc/{master}")
             s["cpu"] += ticks
             s["master_kb"] += rss
+            s["pss_kb"] += pss_uss(master)[0]
         for child in children(master):
             with contextlib.suppress(OSError):
                 ticks, rss = ticks_rss(f"/proc/{child}")
@@ -117,6 +130,9 @@ def sample(masters: list[int], control: int, db_name: str) -> dict:
                 s["cpu"] += ticks
                 s["kids"] += ticks
                 s["children_kb"] += rss
+                pss, uss = pss_uss(child)
+                s["pss_kb"] += pss
+                s["children_uss_kb"] += uss
     with open("/proc/stat") as f:
         jiffies = [int(v) for v in f.readline().split()[1:]]
     s["busy"] = sum(jiffies) - jiffies[3] - jiffies[4]  # all but idle and iowait
@@ -216,6 +232,7 @@ async def run(cluster, port: int, args: argparse.Namespace) -> dict:
     r.update(
         wall=wall, rate=rate, csms_cpu=(end["cpu"] - start["cpu"]) / wall,
         kb=[s["children_kb"] for s in (first, last)], master_kb=last["master_kb"],
+        pss_kb=last["pss_kb"], uss_kb=last["children_uss_kb"],
         children=sum(len(children(m)) for m in masters),
         calls={a: c / wall for a, c in calls.items() if c}, sessions=end["sessions"],
         dash=(len(sizes) / wall, sum(sizes) / wall / 1024), delays=len(delays),
@@ -250,6 +267,8 @@ def report(args: argparse.Namespace, r: dict) -> None:
                                      f"over the window, {r['children']} processes"),
         ("engine masters RSS (MB)", f"{r['master_kb'] / 1024:.0f}"),
         ("RSS per station (KB, children / N)", f"{kb_per_station:.1f}"),
+        ("  children's own pages (USS) / N", f"{r['uss_kb'] / n:.1f}"),
+        ("  PSS of masters + children / N", f"{r['pss_kb'] / n:.1f}"),
         ("OCPP CALLs/s at the CSMS", f"{sum(r['calls'].values()):.1f}"),
         *((f"  {action}", f"{per_s:.1f}") for action, per_s in r["calls"].items()),
         ("dashboard messages/s", f"{r['dash'][0]:.1f} ({r['dash'][1]:.0f} KB/s)"),

@@ -37,26 +37,36 @@ def _evse_config(
     )
 
 
+class _Shared(dict):
+    """One object for each distinct value: stations made from one template read the same
+    URL, vendor, certificates and EVSE layout from their rows, and a shard keeps thousands
+    of configs for its whole life."""
+
+    def __call__(self, value):
+        return self.setdefault(value, value)
+
+
 def _station_config(
     station: Station,
     evses: Iterable[EvseConfig],
     variables: dict[str, str],
     validate_schema: bool,
+    same=lambda value: value,
 ) -> StationConfig:
     return StationConfig(
         station_id=station.station_id,
-        csms_url=station.csms_url,
+        csms_url=same(station.csms_url),
         security_profile=int(station.security_profile),
-        password=station.password or None,
-        ca_cert=station.ca_cert or None,
-        client_cert=station.client_cert or None,
-        client_key=station.client_key or None,
-        vendor=station.vendor,
-        model=station.model,
+        password=same(station.password or None),
+        ca_cert=same(station.ca_cert or None),
+        client_cert=same(station.client_cert or None),
+        client_key=same(station.client_key or None),
+        vendor=same(station.vendor),
+        model=same(station.model),
         serial_number=station.serial_number or None,
-        firmware_version=station.firmware_version,
-        evses=tuple(sorted(evses, key=lambda e: e.evse_id)),
-        variables=variables,
+        firmware_version=same(station.firmware_version),
+        evses=same(tuple(sorted(evses, key=lambda e: e.evse_id))),
+        variables={same(key): same(value) for key, value in variables.items()},
         validate_schema=validate_schema,
     )
 
@@ -103,7 +113,7 @@ def station_configs(
     """
     if stations is None:
         stations = Station.objects.filter(enabled=True)
-    configs = []
+    configs, same = [], _Shared()
     for batch in _batches(stations.iterator(chunk_size=CHUNK_SIZE), CHUNK_SIZE):
         pks = [s.pk for s in batch]
 
@@ -114,7 +124,7 @@ def station_configs(
             .values_list("evse", "connector_id", "connector_type")
         )
         for evse_pk, connector_id, connector_type in rows:
-            connectors[evse_pk].append(ConnectorConfig(connector_id, connector_type))
+            connectors[evse_pk].append(same(ConnectorConfig(connector_id, connector_type)))
 
         evses: dict[int, list[EvseConfig]] = defaultdict(list)
         rows = (
@@ -123,9 +133,9 @@ def station_configs(
             .values_list("pk", "station", "evse_id", "max_power_kw", "voltage", "phases")
         )
         for evse_pk, station_pk, evse_id, power, voltage, phases in rows:
-            evses[station_pk].append(
+            evses[station_pk].append(same(
                 _evse_config(evse_id, power, voltage, phases, connectors.get(evse_pk, ()))
-            )
+            ))
 
         variables: dict[int, dict[str, str]] = defaultdict(dict)
         rows = (
@@ -137,7 +147,8 @@ def station_configs(
             variables[station_pk][key] = value
 
         configs.extend(
-            _station_config(s, evses[s.pk], variables[s.pk], validate_schema) for s in batch
+            _station_config(s, evses[s.pk], variables[s.pk], validate_schema, same)
+            for s in batch
         )
     return configs
 

@@ -10,9 +10,7 @@ from functools import lru_cache
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidStatus
-from websockets.http11 import Response
 
 from .config import StationConfig
 
@@ -29,10 +27,6 @@ class ConnectFailed(Exception):
         self.status = status
 
 
-# What an open connection keeps of its handshake response (nothing reads it later).
-_OPENED = Response(101, "Switching Protocols", Headers())
-
-
 class StationConnection(ClientConnection):
     """A client connection that forgets its opening handshake once it is open.
 
@@ -44,9 +38,8 @@ class StationConnection(ClientConnection):
     async def handshake(self, *args, **kwargs) -> None:
         await super().handshake(*args, **kwargs)
         self.request = None
-        # Not None: websockets takes the first event after a None response for the
-        # handshake's answer.
-        self.response = _OPENED
+        # The response object stays (the frame parser holds it); its headers need not.
+        self.response.headers.clear()
 
 
 def station_url(config: StationConfig) -> str:

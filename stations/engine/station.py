@@ -114,7 +114,8 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._wake = Flag()
         self._reboot_reason: str | None = None
         self._boot_now = Flag()
-        self._heartbeat: asyncio.Task | None = None
+        # While online: the timer of the next Heartbeat, or the task sending it.
+        self._heartbeat: asyncio.TimerHandle | asyncio.Task | None = None
         # Tasks spawned for status messages; made on first use (an empty set is 216 bytes).
         self._background: set[asyncio.Task] | None = None
         # EVSEs promised to accepted RequestStartTransactions, by remoteStartId.
@@ -262,7 +263,7 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             self.report_evse(evse)
         await self._send_changed_statuses()
         self.outbox.on_delivered = self.save_state
-        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        self._schedule_heartbeat(first=True)
         try:
             await self.outbox.deliver(
                 self._deliver, attempts=self._attempts, interval=self._interval
@@ -334,21 +335,27 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._boot_now.wait(), wait)
 
-    async def _heartbeat_loop(self) -> None:
-        # A plain sleep: thousands of stations beat, and each wait_for would cost a task,
-        # a timer and an exception per beat. An interval change restarts this loop.
-        first = True
-        while True:
-            interval = max(self.device_model.get_int("OCPPCommCtrlr", "HeartbeatInterval"), 1)
-            # Stations that booted together would otherwise beat together for ever.
-            await asyncio.sleep(interval * _JITTER.random() if first else interval)
-            first = False
-            await self.send_heartbeat()
+    def _schedule_heartbeat(self, first: bool = False) -> None:
+        # A timer between beats, not a sleeping task: a shard has thousands of stations
+        # and a task with its coroutine is several times the size of a timer.
+        interval = max(self.device_model.get_int("OCPPCommCtrlr", "HeartbeatInterval"), 1)
+        # Stations that booted together would otherwise beat together for ever.
+        delay = interval * _JITTER.random() if first else interval
+        self._heartbeat = asyncio.get_running_loop().call_later(delay, self._beat)
+
+    def _beat(self) -> None:
+        self._heartbeat = asyncio.ensure_future(self._beat_and_reschedule())
+
+    async def _beat_and_reschedule(self) -> None:
+        await self.send_heartbeat()
+        # Cancelled with the session; anything else leads to the next beat.
+        self._schedule_heartbeat()
 
     def _restart_heartbeat(self) -> None:
-        if self._heartbeat is not None and not self._heartbeat.done():
+        """The interval changed: the next beat follows the new one."""
+        if self._heartbeat is not None:
             self._heartbeat.cancel()
-            self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+            self._schedule_heartbeat(first=True)
 
     async def send_heartbeat(self) -> None:
         with contextlib.suppress(*CALL_FAILURES):
