@@ -81,6 +81,9 @@ class Shard:
             self._launch(station)
         if self.tune_gc:
             # Stations live for the whole run: keep the collector from rescanning them.
+            # Collect first: garbage cycles of the boot (validators, exceptions) would
+            # otherwise be frozen with them, for good.
+            gc.collect()
             gc.freeze()
 
     def add(self, config: StationConfig, state: dict | None = None, run: bool = True) -> Station:

@@ -72,3 +72,44 @@ def test_a_zero_log_keeps_no_frames(make_station):
     heartbeats(recorder, "CS-1", ["a"])
     recorder.flush()
     assert Frame.objects.count() == 0
+
+
+def tx_event(seq, event_type="Updated", trigger="MeterValuePeriodic", state="Charging", **extra):
+    event = {"eventType": event_type, "seqNo": seq, "triggerReason": trigger, "evse_id": 1,
+             "timestamp": f"2026-01-01T00:00:{seq:02d}Z",
+             "transactionInfo": {"transactionId": "tx-1", "chargingState": state}}
+    return event | extra
+
+
+def test_a_transaction_row_follows_its_events_across_flushes(make_station):
+    from stations.models import Transaction
+
+    make_station("CS-1")
+    recorder = Recorder()
+    recorder("CS-1", "transaction", tx_event(0, "Started", "Authorized", "EVConnected",
+                                             idToken={"idToken": "TOKEN-1", "type": "Central"}))
+    recorder.flush()
+    recorder("CS-1", "transaction", tx_event(1, offline=True, tx_energy_wh=120.04))
+    recorder.flush()
+    recorder("CS-1", "transaction", tx_event(2, tx_energy_wh=250.0))
+    recorder("CS-1", "evse", {"evse_id": 1, "transaction_id": "tx-1", "tx_energy_wh": 260.0,
+                              "connectors": {1: "Occupied"}, "charging_state": "Charging"})
+    recorder.flush()
+    tx = Transaction.objects.get(transaction_id="tx-1")
+    assert (tx.id_token, tx.last_seq_no, tx.energy_wh, tx.offline) == ("TOKEN-1", 2, 250.0, True)
+    assert tx.started_at.second == 0 and tx.ended_at is None
+
+    recorder("CS-1", "evse", {"evse_id": 1, "transaction_id": "tx-1", "tx_energy_wh": 300.0,
+                              "connectors": {1: "Occupied"}, "charging_state": "SuspendedEV"})
+    recorder.flush()
+    assert Transaction.objects.get(transaction_id="tx-1").energy_wh == 300.0, "live kWh"
+
+    recorder("CS-1", "transaction", tx_event(3, "Ended", "StopAuthorized", "EVConnected",
+                                             tx_energy_wh=310.0,
+                                             transactionInfo={"transactionId": "tx-1",
+                                                              "stoppedReason": "Local"}))
+    recorder.flush()
+    tx = Transaction.objects.get(transaction_id="tx-1")
+    assert (tx.last_seq_no, tx.energy_wh, tx.stopped_reason, tx.id_token) == (
+        3, 310.0, "Local", "TOKEN-1")
+    assert tx.ended_at.second == 3 and tx.started_at.second == 0 and tx.offline
