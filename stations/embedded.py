@@ -55,7 +55,8 @@ async def remote_control(action: str, data: dict) -> dict:
     else:
         raise LookupError(f"unknown sandbox action {action!r}")
     try:
-        response = await asyncio.wait_for(csms.call(station_id, request), 10)
+        async with asyncio.timeout(10):
+            response = await csms.call(station_id, request)
     except Exception as exc:  # noqa: BLE001 - shown to the user as the outcome
         return {"ok": False, "status": "Error", "detail": str(exc)}
     detail = ""

@@ -90,8 +90,8 @@ async def check_reachable(csms_url: str, timeout: float = 3.0) -> None:
         raise LoadTestError(f"{csms_url!r} is not a ws:// or wss:// URL")
     port = parts.port or (443 if parts.scheme == "wss" else 80)
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, port), timeout)
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(parts.hostname, port)
     except (OSError, TimeoutError, socket.gaierror) as exc:
         raise LoadTestError(f"cannot reach the CSMS at {parts.hostname}:{port}: "
                             f"{exc or type(exc).__name__}") from exc

@@ -179,7 +179,8 @@ class ShardHost:
         await self.engine.stop(timeout=settings.FLEET_STOP_TIMEOUT)
         for task in reversed(self._tasks):
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            # Bounded: a task that ignored its cancellation must not hold the shard.
+            await asyncio.wait({task}, timeout=settings.FLEET_STOP_TIMEOUT)
         await self.lease.release()
 
     async def _keep_lease(self) -> None:

@@ -44,9 +44,32 @@ def station_group(station_id: str) -> str:
     return f"station-{_UNSAFE.sub('_', station_id)[:40]}.{digest}"
 
 
-def _copy_view(view: dict) -> dict:
-    # Shallow is enough: evse snapshots are replaced on change, never mutated.
-    return {**view, "evses": dict(view["evses"]), "connectors": dict(view["connectors"])}
+class _View:
+    """What the dashboard knows of one station. A shard holds thousands: slots, and the
+    EVSE snapshots exactly as the engine made them (the Recorder holds the same ones)."""
+
+    __slots__ = ("online", "connected", "boot_status", "error", "evses", "connectors",
+                 "updated", "changed_at")
+
+    def __init__(self) -> None:
+        self.online = self.connected = False
+        self.boot_status: str | None = None
+        self.error: str | None = None
+        self.evses: dict[int, dict] = {}  # evse id -> the engine's latest snapshot
+        self.connectors: dict[str, str] = {}  # "evse/connector" -> last status sent
+        self.updated: float | None = None
+        # When the oldest change not yet sent happened; None once sent.
+        self.changed_at: float | None = None
+
+    def as_dict(self, station_id: str) -> dict:
+        # msgpack (the Redis channel layer) refuses int map keys: the wire uses strings.
+        evses = {str(evse_id): {**e, "connectors": {str(c): s for c, s in
+                                                    e.get("connectors", {}).items()}}
+                 for evse_id, e in self.evses.items()}
+        return {"station_id": station_id, "online": self.online, "connected": self.connected,
+                "boot_status": self.boot_status, "error": self.error, "evses": evses,
+                "connectors": dict(self.connectors), "updated": self.updated,
+                "changed_at": self.changed_at}
 
 
 def frame_dict(frame: tuple) -> dict:
@@ -78,7 +101,7 @@ class Publisher:
         self.max_stations = max_stations
         self.send_timeout = send_timeout
         self._clock = clock
-        self._views: dict[str, dict] = {}
+        self._views: dict[str, _View] = {}
         self._dirty: dict[str, None] = {}  # ordered set: changed since the last flush
         self._transactions: deque = deque(maxlen=max_transactions)
         # Frames of watched stations not yet sent, as tuples (dicts only when sent), at most
@@ -99,37 +122,32 @@ class Publisher:
         self.counters["events"] += 1
         view = self._views.get(station_id)
         if view is None:
-            view = self._views[station_id] = {
-                "station_id": station_id, "online": False, "connected": False,
-                "boot_status": None, "error": None, "evses": {}, "connectors": {},
-                "updated": None, "changed_at": None}
+            view = self._views[station_id] = _View()
         if kind == "evse":
-            # Other sinks hold the same dict; msgpack refuses int map keys on receipt.
-            snapshot = dict(data)
-            snapshot["connectors"] = {str(c): s for c, s in data.get("connectors", {}).items()}
-            view["evses"][str(data["evse_id"])] = snapshot
+            # Snapshots are made anew for every report and never changed: kept, not copied.
+            view.evses[data["evse_id"]] = data
         elif kind == "status":
-            view["connectors"][f"{data['evse_id']}/{data['connector_id']}"] = data["status"]
+            view.connectors[f"{data['evse_id']}/{data['connector_id']}"] = data["status"]
         elif kind == "connection":
-            view["connected"] = online = bool(data.get("online"))
-            view["online"] = view["online"] and online
+            view.connected = online = bool(data.get("online"))
+            view.online = view.online and online
             if online or data.get("error"):
-                view["error"] = data.get("detail") or data.get("error") or None
+                view.error = data.get("detail") or data.get("error") or None
         elif kind == "online":
-            view["online"] = view["connected"] = True
-            view["boot_status"] = data.get("boot_status")
-            view["error"] = None
+            view.online = view.connected = True
+            view.boot_status = data.get("boot_status")
+            view.error = None
         elif kind == "boot" and data.get("status") in ("Accepted", "Pending", "Rejected"):
-            view["boot_status"] = data["status"]
+            view.boot_status = data["status"]
         elif kind == "transaction":
             self._transactions.append((station_id, data))
             return
         else:
             return
         now = self._clock()
-        view["updated"] = now
-        if view["changed_at"] is None:
-            view["changed_at"] = now
+        view.updated = now
+        if view.changed_at is None:
+            view.changed_at = now
         self._dirty[station_id] = None
 
     def frame(self, station_id: str, direction: str, message_type_id: int, unique_id: str,
@@ -168,10 +186,10 @@ class Publisher:
 
     def state(self, station_id: str) -> dict | None:
         view = self._views.get(station_id)
-        return None if view is None else _copy_view(view)
+        return None if view is None else view.as_dict(station_id)
 
     def states(self) -> dict[str, dict]:
-        return {sid: _copy_view(view) for sid, view in self._views.items()}
+        return {sid: view.as_dict(sid) for sid, view in self._views.items()}
 
     # -- sending ------------------------------------------------------------------------
 
@@ -194,7 +212,11 @@ class Publisher:
             sent = 0
             try:
                 for group, message, counter, _restore in parts:
-                    await asyncio.wait_for(self._send(group, message), self.send_timeout)
+                    # asyncio.timeout, not wait_for: in Python 3.11 wait_for drops a
+                    # cancellation that arrives as the send completes, and run() then
+                    # never stops.
+                    async with asyncio.timeout(self.send_timeout):
+                        await self._send(group, message)
                     sent += 1
                     self.counters[counter] += 1
             except Exception as exc:
@@ -211,13 +233,13 @@ class Publisher:
         for sid in dirty:
             live = self._views.get(sid)
             if live is not None:
-                views.append(_copy_view(live))
-                live["changed_at"] = None
+                views.append(live.as_dict(sid))
+                live.changed_at = None
         quiet_for = now - self._last_delta_at
         if not views and not txs and quiet_for < TOTALS_EVERY_S:
             return []
         self._last_delta_at = now
-        totals = fleet_totals(self._views.values())
+        totals = fleet_totals((v.online, v.evses) for v in self._views.values())
         totals["msgs_per_s"] = self.counters["msgs_per_s"]
         stats = {"frames_in": self.counters["frames_in"],
                  "frames_out": self.counters["frames_out"],
@@ -237,7 +259,7 @@ class Publisher:
         for sent in views:
             live = self._views.get(sent["station_id"])
             if live is not None:
-                live["changed_at"] = sent["changed_at"]
+                live.changed_at = sent["changed_at"]
         self._dirty = {**dict.fromkeys(v["station_id"] for v in views), **self._dirty}
         if txs:
             newer, self._transactions = self._transactions, deque(txs, maxlen=txs.maxlen)

@@ -135,9 +135,8 @@ def _report_crash(task: asyncio.Task) -> None:
 
 
 async def _finish(task: asyncio.Task, timeout: float) -> None:
-    try:
-        await asyncio.wait_for(task, timeout)
-    except TimeoutError:
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

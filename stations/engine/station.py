@@ -227,8 +227,10 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._wake.clear()
         if self._stopping:
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        # Not wait_for: it costs a task, and in Python 3.11 it can swallow a cancellation.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
     async def _session(self, ws) -> None:
         self.attach(ws)
@@ -332,8 +334,9 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             self.boot_status = status if status != "Failed" else None
             wait = interval if interval > 0 else BOOT_RETRY_DEFAULT_S
             # While Pending, a TriggerMessage(BootNotification) cuts the wait short.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._boot_now.wait(), wait)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._boot_now.wait()
 
     def _schedule_heartbeat(self, first: bool = False) -> None:
         # A timer between beats, not a sleeping task: a shard has thousands of stations

@@ -29,14 +29,12 @@ def empty_totals() -> dict:
             "power_kw": 0.0, "energy_kwh": 0.0, "msgs_per_s": 0.0}
 
 
-def fleet_totals(views: Iterable[dict]) -> dict:
-    """Totals over station views (Publisher views: online, evses)."""
+def fleet_totals(stations: Iterable[tuple[bool, dict]]) -> dict:
+    """Totals over (online, evses by id) of each station."""
     totals = empty_totals()
-    for view in views:
+    for online, evses in stations:
         totals["stations"] += 1
-        online = view.get("online", False)
         totals["connected" if online else "offline"] += 1
-        evses = view.get("evses", {})
         status = station_status(online, evses)
         if status != "Offline":
             totals[status.lower()] += 1

@@ -219,6 +219,26 @@ async def test_run_flushes_once_more_when_cancelled(sent):
     assert len(sent.deltas()) == 1
 
 
+async def test_run_stops_when_cancelled_just_as_a_send_completes():
+    # A shard's shutdown cancels the publisher; that cancellation must not be lost when
+    # it meets a send finishing in the same turn of the loop (it used to be, and the
+    # shard never stopped).
+    release = asyncio.Event()
+
+    async def send(group, message):
+        await release.wait()
+
+    pub = Publisher(send, interval=0.01)
+    pub.record("CS-1", "online", {"boot_status": "Accepted"})
+    task = asyncio.create_task(pub.run())
+    for _ in range(5):
+        await asyncio.sleep(0.01)  # the first flush is now waiting in send()
+    release.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert done, "the publisher went on running after it was cancelled"
+
+
 @pytest.mark.parametrize("station_id", [
     "CS-1", "cs_1.a", "Station 7", "CS/1#ä", "x" * 95, "*", "station:1",
 ])
@@ -302,3 +322,19 @@ async def test_a_busy_second_reaches_the_dashboard_in_a_few_messages(layer):
         assert final[sid]["evses"]["1"]["power_w"] == power
         assert final[sid]["connectors"]["1/1"] == status
     assert pub.counters["send_errors"] == 0
+
+
+async def test_a_sender_over_redis_stops_when_cancelled(layer):
+    # Shards stop by cancelling their publisher and command tasks; a client library that
+    # drops a cancellation arriving as a command completes (redis-py 8 does) leaves a
+    # stopped shard running. Cancel a busy sender at many different moments.
+    for attempt in range(60):
+        async def sender():
+            while True:
+                await layer.group_send("dashboard", {"type": "noise"})
+
+        task = asyncio.create_task(sender())
+        await asyncio.sleep(0.001 * (attempt % 7))
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert done, f"attempt {attempt}: the sender went on after it was cancelled"
