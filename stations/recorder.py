@@ -40,7 +40,8 @@ class Recorder:
         self.frame_log = settings.FLEET_FRAME_LOG if frame_log is None else frame_log
         self._frames: list[tuple] = []
         self._frame_seq: dict[int, int] = {}  # by station pk: the last frame number used
-        self._written: dict[str, tuple[float, tuple | None]] = {}
+        # Per station: when its live row was written and a hash of what it showed.
+        self._written: dict[str, tuple[float, int]] = {}
         self._variables: dict[tuple[str, str], str] = {}
         self._status: dict[str, dict] = {}
         self._evses: dict[str, dict] = {}
@@ -134,10 +135,10 @@ class Recorder:
         pending, self._evses = self._evses, {}
         due = {}
         for station_id, evses in pending.items():
-            signature = tuple(
+            signature = hash(tuple(
                 (e.get("charging_state"), e.get("transaction_id"),
                  tuple(sorted(e.get("connectors", {}).items())))
-                for _, e in sorted(evses.items()))
+                for _, e in sorted(evses.items())))
             written_at, written = self._written.get(station_id, (0.0, None))
             if signature != written or now - written_at >= LIVE_WRITE_EVERY_S:
                 self._written[station_id] = (now, signature)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import os
 import ssl
 import tempfile
@@ -27,19 +28,40 @@ class ConnectFailed(Exception):
         self.status = status
 
 
-class StationConnection(ClientConnection):
-    """A client connection that forgets its opening handshake once it is open.
+class _ShortQueue(list):
+    """The deque operations websockets uses, on a list: an empty deque is 624 bytes, an
+    empty list 56, and these queues hold a frame or a waiter at most."""
 
-    The request and response objects with their headers are about 3 KB per connection,
-    held for the connection's life by websockets but never read after the handshake;
-    over a shard of thousands of stations that is tens of megabytes.
+    __slots__ = ()
+
+    def popleft(self):
+        return self.pop(0)
+
+    def extendleft(self, items) -> None:
+        self[:0] = list(items)[::-1]
+
+
+class StationConnection(ClientConnection):
+    """A client connection that keeps less per connection than websockets' own.
+
+    A shard holds thousands: the handshake's request and response headers (about 3 KB,
+    never read after the handshake) are dropped, and two per-connection deques become
+    lists (1.1 KB). Where a websockets version names these differently, they stay.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(getattr(self, "drain_waiters", None), collections.deque):
+            self.drain_waiters = _ShortQueue(self.drain_waiters)
 
     async def handshake(self, *args, **kwargs) -> None:
         await super().handshake(*args, **kwargs)
         self.request = None
         # The response object stays (the frame parser holds it); its headers need not.
         self.response.headers.clear()
+        frames = getattr(getattr(self, "recv_messages", None), "frames", None)
+        if isinstance(getattr(frames, "queue", None), collections.deque):
+            frames.queue = _ShortQueue(frames.queue)
 
 
 def station_url(config: StationConfig) -> str:

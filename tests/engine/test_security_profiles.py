@@ -99,3 +99,16 @@ async def test_profile_3_presents_a_client_certificate(ca):
     finally:
         await fleet.stop()
         await csms.stop()
+
+
+@pytest.mark.parametrize("items, front", [([], []), ([], [9]), ([1], [7, 8]), ([1, 2, 3], [9])])
+def test_the_short_queues_of_a_station_connection_behave_as_deques(items, front):
+    from collections import deque
+
+    from stations.engine.connection import _ShortQueue
+
+    expected, queue = deque(items), _ShortQueue(items)
+    # websockets puts frames back in front this way, then takes them one by one.
+    expected.extendleft(reversed(front))
+    queue.extendleft(reversed(front))
+    assert [queue.popleft() for _ in range(len(queue))] == list(expected)
