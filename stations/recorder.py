@@ -114,8 +114,10 @@ class Recorder:
     def _station_pks(self, ids) -> dict[str, int]:
         missing = [i for i in ids if i not in self._pks]
         if missing:
-            rows = Station.objects.filter(station_id__in=missing).values_list("station_id", "pk")
-            self._pks.update(rows)
+            rows = dict(Station.objects.filter(station_id__in=missing)
+                        .values_list("station_id", "pk"))
+            # Keyed by the engine's id strings, not the database's copies of them.
+            self._pks.update((i, rows[i]) for i in missing if i in rows)
         return {i: self._pks[i] for i in ids if i in self._pks}
 
     def write_states(self, states: dict[str, dict]) -> None:

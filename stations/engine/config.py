@@ -22,7 +22,7 @@ class EvseConfig:
     phases: int = 3
 
 
-@dataclass
+@dataclass(slots=True)  # a shard keeps one per station for its whole life
 class StationConfig:
     station_id: str
     csms_url: str

@@ -45,6 +45,15 @@ StateStore = Callable[[str, dict], Awaitable[None]]
 
 
 
+_CONNECTOR_KEYS: dict[tuple[int, int], tuple[int, int]] = {}
+
+
+def connector_key(evse_id: int, connector_id: int) -> tuple[int, int]:
+    """One (evse, connector) tuple for all stations: each keeps two status tables."""
+    key = (evse_id, connector_id)
+    return _CONNECTOR_KEYS.setdefault(key, key)
+
+
 def evse_operative_key(evse_id: int) -> str:
     return f"Availability/EVSE[{evse_id}]"
 
@@ -218,6 +227,9 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         if ended is not None and not ended.done():
             ended.set_result(None)
 
+    def _part_ended(self, _task: asyncio.Task) -> None:
+        self.end_session()
+
     def _backoff(self, failures: int) -> float:
         base = min(self.config.reconnect_max, self.config.reconnect_min * 2 ** (failures - 1))
         return base * (1 + self.config.reconnect_jitter * self.rng.random())
@@ -234,13 +246,17 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
 
     async def _session(self, ws) -> None:
         self.attach(ws)
-        # A bare future, not a task waiting on a Flag: one per station for hours.
+        # One future that either part completes, or end_session(): lighter than a task
+        # waiting on a Flag, or than asyncio.wait's set, closure and callbacks, and every
+        # station holds it for as long as it is connected.
         ended = self._session_end = asyncio.get_running_loop().create_future()
         self.emit("connection", {"online": True})
         reader = asyncio.ensure_future(self._read())
         main = asyncio.ensure_future(self._online_work())
+        reader.add_done_callback(self._part_ended)
+        main.add_done_callback(self._part_ended)
         try:
-            await asyncio.wait({reader, main, ended}, return_when=asyncio.FIRST_COMPLETED)
+            await ended
         finally:
             self._session_end = None
             for task in (reader, main, ended):
@@ -395,7 +411,7 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
 
     def connector_status_changed(self, evse: Evse) -> None:
         for connector_id in evse.connector_ids:
-            key = (evse.id, connector_id)
+            key = connector_key(evse.id, connector_id)
             status = evse.connector_status(connector_id)
             if self._reported_status.get(key) == status:
                 continue
@@ -409,9 +425,8 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
     async def _send_changed_statuses(self) -> None:
         for evse in self.evses.values():
             for connector_id in evse.connector_ids:
-                self._reported_status[(evse.id, connector_id)] = evse.connector_status(
-                    connector_id
-                )
+                self._reported_status[connector_key(evse.id, connector_id)] = (
+                    evse.connector_status(connector_id))
                 if self._acknowledged_status.get((evse.id, connector_id)) != (
                     evse.connector_status(connector_id)
                 ):
@@ -431,7 +446,7 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         }
         with contextlib.suppress(ConnectionError, *CALL_FAILURES):
             await self.call_action("StatusNotification", payload)
-            self._acknowledged_status[(evse_id, connector_id)] = status
+            self._acknowledged_status[connector_key(evse_id, connector_id)] = status
 
     def transaction_ended(self, evse: Evse) -> None:
         if evse.inoperative_scheduled:
