@@ -51,7 +51,7 @@ def _station_config(
     evses: Iterable[EvseConfig],
     variables: dict[str, str],
     validate_schema: bool,
-    same=lambda value: value,
+    same: _Shared,
 ) -> StationConfig:
     return StationConfig(
         station_id=station.station_id,
@@ -94,7 +94,7 @@ def station_config(station: Station, *, validate_schema: bool = True) -> Station
         for e in station.evses.all()
     ]
     variables = {v.key: v.value for v in station.variable_values.all()}
-    return _station_config(station, evses, variables, validate_schema)
+    return _station_config(station, evses, variables, validate_schema, _Shared())
 
 
 def _batches(items: Iterable[Station], size: int) -> Iterator[list[Station]]:

@@ -144,16 +144,14 @@ async def test_the_station_api_shows_the_message_log_of_its_ocpp_traffic(engine,
     await command(client, "CS-1", command="start_charging", evse_id=1, id_token="TOKEN-001")
     await csms.wait_for("TransactionEvent", "CS-1")
 
-    def answered(frames):
+    frames = []
+
+    async def answer_logged():
+        frames[:] = (await client.get("/api/stations/CS-1/")).json()["frames"]
         return any(f["action"] == "TransactionEvent" and f["direction"] == "in" for f in frames)
 
-    frames = []
-    for _ in range(50):  # the recorder writes about once a second
-        frames = (await client.get("/api/stations/CS-1/")).json()["frames"]
-        if answered(frames):
-            break
-        await asyncio.sleep(0.2)
-    assert answered(frames), frames
+    # The recorder writes about once a second.
+    await eventually(answer_logged, 10, "the TransactionEvent answer in the log", every=0.2)
     boot = [(f["direction"], f["type"]) for f in frames if f["action"] == "BootNotification"]
     assert boot == [("out", "CALL"), ("in", "CALLRESULT")]
     assert [f["at"] for f in frames] == sorted(f["at"] for f in frames), "oldest first"
