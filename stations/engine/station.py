@@ -371,10 +371,11 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         self._schedule_heartbeat()
 
     def _restart_heartbeat(self) -> None:
-        """The interval changed: the next beat follows the new one."""
+        """The interval changed: the next beat comes one new interval from now (not
+        jittered like the first after boot, which could bring it much sooner)."""
         if self._heartbeat is not None:
             self._heartbeat.cancel()
-            self._schedule_heartbeat(first=True)
+            self._schedule_heartbeat()
 
     async def send_heartbeat(self) -> None:
         with contextlib.suppress(*CALL_FAILURES):
