@@ -30,6 +30,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "stations",
 ]
 
@@ -89,6 +92,35 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 
+# The REST API (/api/v1/): tokens for machines, the session (with CSRF) for browsers.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: its WWW-Authenticate header makes a request without credentials a 401.
+        "stations.api.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "COERCE_DECIMAL_TO_STRING": False,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OCPP Fleet Simulator API",
+    "DESCRIPTION": "Stations, their commands and the fleet. Authenticate with "
+    "`Authorization: Bearer <token>` (tokens are created in the admin, API tokens).",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Requests and answers differ (write-only secrets, read-only state): two components.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The docs pages load Swagger UI and Redoc from this app's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -132,6 +164,8 @@ FLEET_RECONCILE_SECONDS = float(env("FLEET_RECONCILE_SECONDS", "5"))
 FLEET_STOP_TIMEOUT = float(env("FLEET_STOP_TIMEOUT", "10"))
 # OCPP frames kept per station in the database's message log (the station page shows it).
 FLEET_FRAME_LOG = envint("FLEET_FRAME_LOG", 100)
+# Seconds between an engine worker's writes of its Prometheus samples to Redis (scale-out).
+FLEET_METRICS_INTERVAL = float(env("FLEET_METRICS_INTERVAL", "5"))
 FLEET_ENGINE_QUEUE = "engine"
 # idTokens the dashboard offers; the sandbox CSMS rejects the ones it is told to.
 FLEET_DEMO_ID_TOKENS = envlist("FLEET_DEMO_ID_TOKENS", "TOKEN-001,TOKEN-002,TOKEN-003,BLOCKED-001")

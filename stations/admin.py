@@ -3,6 +3,7 @@ from __future__ import annotations
 from functools import cache
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
@@ -12,6 +13,8 @@ from django.http import HttpResponseRedirect
 from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
 
 from . import services
@@ -25,6 +28,7 @@ from .forms import (
     clear_field_name,
 )
 from .models import (
+    ApiToken,
     Connector,
     DeviceModelValue,
     Evse,
@@ -454,3 +458,92 @@ class LoadTestRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+_TOKEN_CREATED_PAGE = """
+{% extends "admin/base_site.html" %}
+{% load admin_urls %}
+{% block title %}API token created | {{ site_title }}{% endblock %}
+{% block breadcrumbs %}
+<div class="breadcrumbs">
+<a href="{% url 'admin:index' %}">Home</a>
+&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">
+{{ opts.verbose_name_plural|capfirst }}</a> &rsaquo; {{ token }}
+</div>
+{% endblock %}
+{% block content %}
+<p>The API token “{{ token.name }}” for {{ token.user }} is:</p>
+<p><input type="text" readonly size="60" value="{{ plain }}" id="api-token"
+   onfocus="this.select()"></p>
+<p><strong>Copy it now: it is not shown again.</strong> Only its SHA-256 is stored.
+Send it as <code>Authorization: Bearer &lt;token&gt;</code>.</p>
+<p><a href="{% url opts|admin_urlname:'changelist' %}">Back to the API tokens</a></p>
+{% endblock %}
+"""
+
+
+@cache
+def _token_created_page():
+    return engines["django"].from_string(_TOKEN_CREATED_PAGE)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens for the REST API. Superusers issue them for anyone, other users for themselves."""
+
+    list_display = ["name", "user", "shown_prefix", "state", "created_at", "last_used_at",
+                    "expires_at"]
+    list_filter = ["revoked_at", "expires_at"]
+    search_fields = ["name", "user__username", "prefix"]
+    actions = ["revoke"]
+
+    @admin.display(description="token")
+    def shown_prefix(self, obj):
+        return f"{obj.prefix}…"
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return obj.state
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["user", "name", "expires_at"]
+        return ["user", "name", "shown_prefix", "state", "created_at", "last_used_at",
+                "expires_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["user", "shown_prefix", "state", "created_at", "last_used_at", "revoked_at"]
+
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request).select_related("user")
+        return tokens if request.user.is_superuser else tokens.filter(user=request.user)
+
+    def get_changeform_initial_data(self, request):
+        return {"user": request.user.pk}
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            if not request.user.is_superuser:
+                obj.user = request.user
+            obj.plain_token = obj.issue()
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The one time the token is seen: on this page, never in a message or a redirect.
+        response = TemplateResponse(request, _token_created_page(), {
+            **self.admin_site.each_context(request), "opts": self.opts, "token": obj,
+            "plain": obj.plain_token, "title": "API token created"})
+        add_never_cache_headers(response)
+        return response
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {revoked} token(s).")

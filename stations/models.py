@@ -535,4 +535,5 @@ class Transaction(models.Model):
         return self.transaction_id
 
 
+from .api.models import ApiToken  # noqa: E402,F401 - models of this app
 from .loadtest_models import LoadTestRun, Scenario  # noqa: E402,F401 - models of this app

@@ -1,0 +1,25 @@
+"""/api/v1/: the resources, the OpenAPI schema and its docs pages (served locally)."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from .commands import FleetCommandView, StationCommandView, StationVariablesView
+from .fleet import FleetView
+from .stations import StationViewSet
+from .templates import TemplateViewSet
+
+router = SimpleRouter()
+router.register("stations", StationViewSet, basename="station")
+router.register("templates", TemplateViewSet, basename="template")
+
+urlpatterns = [
+    path("stations/<str:station_id>/commands/", StationCommandView.as_view()),
+    path("stations/<str:station_id>/variables/", StationVariablesView.as_view()),
+    path("fleet/", FleetView.as_view()),
+    path("fleet/commands/", FleetCommandView.as_view()),
+    path("", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]
