@@ -3,8 +3,8 @@ from __future__ import annotations
 from functools import cache
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
 from django.contrib.admin import helpers
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction as db_transaction
 from django.db.models import Count, IntegerField, OuterRef, Subquery

@@ -16,10 +16,12 @@ from .serializers import (
     CreateFromTemplateSerializer,
     TemplateSerializer,
 )
+from .stations import Pages
 
 
 class TemplateViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = TemplateSerializer
+    pagination_class = Pages
     queryset = StationTemplate.objects.annotate(station_count=Count("stations")).order_by("name")
 
     @extend_schema(request=CreateFromTemplateSerializer,
