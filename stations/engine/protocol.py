@@ -248,8 +248,10 @@ class OcppPeer(ChargePoint):
                 unique_id, "MessageTypeNotSupported", f"Message type {type_id!r} is not supported"
             )
 
-    async def _reply_error(self, unique_id: str, code: str, description: str) -> None:
-        self._emit("out", MessageType.CallError, unique_id, None, [code, description, {}])
+    async def _reply_error(self, unique_id: str, code: str, description: str,
+                           action: str | None = None) -> None:
+        # `action`: the CALL answered, when it could be read (for the log and the metrics).
+        self._emit("out", MessageType.CallError, unique_id, action, [code, description, {}])
         await self._send(_call_error(unique_id, code, description))
 
     def refuse_calls(self) -> str | None:
@@ -260,7 +262,7 @@ class OcppPeer(ChargePoint):
         self._emit("in", MessageType.Call, msg.unique_id, msg.action, msg.payload)
         refusal = self.refuse_calls()
         if refusal:
-            await self._reply_error(msg.unique_id, "SecurityError", refusal)
+            await self._reply_error(msg.unique_id, "SecurityError", refusal, msg.action)
             return
         handlers = self.routes().get(msg.action, {})
         handler = handlers.get("_on_action")
@@ -269,12 +271,13 @@ class OcppPeer(ChargePoint):
                 code, text = "NotSupported", f"{msg.action} is not supported by this station"
             else:
                 code, text = "NotImplemented", f"{msg.action} is not a known action"
-            await self._reply_error(msg.unique_id, code, text)
+            await self._reply_error(msg.unique_id, code, text, msg.action)
             return
         if self.validate:
             problem = schema_violation(MessageType.Call, msg.action, msg.payload)
             if problem:
-                await self._reply_error(msg.unique_id, problem.code, problem.description)
+                await self._reply_error(msg.unique_id, problem.code, problem.description,
+                                        msg.action)
                 return
         kwargs = camel_to_snake_case(msg.payload)
         try:
@@ -283,14 +286,16 @@ class OcppPeer(ChargePoint):
                 response = await response
         except Exception:
             LOGGER.exception("%s: handler for %s failed", self.id, msg.action)
-            await self._reply_error(msg.unique_id, "InternalError", "Station failed to handle it")
+            await self._reply_error(msg.unique_id, "InternalError", "Station failed to handle it",
+                                    msg.action)
             return
         payload = snake_to_camel_case(remove_nones(serialize_as_dict(response)))
         if self.validate:
             problem = schema_violation(MessageType.CallResult, msg.action, payload)
             if problem:
                 LOGGER.error("%s: own %s response is invalid: %s", self.id, msg.action, problem)
-                await self._reply_error(msg.unique_id, "InternalError", "Invalid response")
+                await self._reply_error(msg.unique_id, "InternalError", "Invalid response",
+                                        msg.action)
                 return
         self._emit("out", MessageType.CallResult, msg.unique_id, msg.action, payload)
         await self._send(CallResult(msg.unique_id, payload).to_json())
