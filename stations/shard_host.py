@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from . import fleet_metrics
 from .configs import station_configs
 from .engine.driver import Outcome
 from .engine.publisher import Publisher
@@ -127,6 +128,8 @@ class ShardHost:
         self.publisher = Publisher(self._send, interval=settings.FLEET_PUBLISH_INTERVAL,
                                    shard=str(shard if shard is not None else "all"))
         self.recorder = Recorder()
+        self.metrics = fleet_metrics.process_metrics()
+        self.metrics.hosting = True
         self.engine = Shard(self._sink, ramp_per_second=self.ramp,
                             state_store=self.recorder.save_state, frame_hook=self._frame)
         self._tasks: list[asyncio.Task] = []
@@ -134,10 +137,12 @@ class ShardHost:
     def _sink(self, station_id: str, kind: str, data: dict) -> None:
         self.publisher.record(station_id, kind, data)
         self.recorder(station_id, kind, data)
+        self.metrics.event(station_id, kind, data)
 
     def _frame(self, *frame) -> None:
         self.publisher.frame(*frame)
         self.recorder.frame(*frame)
+        self.metrics.frame(*frame)
 
     async def _send(self, group: str, message: dict) -> None:
         await self.layer.group_send(group, message)
@@ -162,6 +167,10 @@ class ShardHost:
                 asyncio.ensure_future(self._commands(channel)),
                 asyncio.ensure_future(self.reload()),
             ]
+            if settings.REDIS_URL:
+                # Engine workers are other processes: /metrics reads their counts from Redis.
+                self._tasks.append(asyncio.ensure_future(fleet_metrics.publish(
+                    self.metrics, settings.REDIS_URL, settings.FLEET_METRICS_INTERVAL)))
             await asyncio.wait({keeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if keeper.done() and isinstance(keeper.exception(), LeaseLost):
                 LOGGER.warning("shard %s: %s; stopping its stations", self.shard,
