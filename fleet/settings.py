@@ -115,12 +115,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Requests and answers differ (write-only secrets, read-only state): two components.
     "COMPONENT_SPLIT_REQUEST": True,
-    # The docs pages load Swagger UI and Redoc from this app's static files, not a CDN.
+    # The docs page loads Swagger UI from this app's static files, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # No badge from the public validator service.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    "REDOC_DIST": "SIDECAR",
 }
 
 LOGIN_URL = "login"
