@@ -144,3 +144,23 @@ def test_the_browser_keeps_its_session_login_with_csrf(db):
                             content_type="application/json")
     assert response.status_code == 403 and "CSRF" in response.json()["detail"]
     assert user.is_authenticated
+
+
+def test_a_pipeline_issues_its_token_from_the_command_line(db):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    make_user("ci")
+    out = StringIO()
+    call_command("createapitoken", "ci", "--name", "nightly", "--expires-days", "1", stdout=out)
+    plain = out.getvalue().strip()
+    token = ApiToken.objects.get()
+    assert token.key_hash == token_digest(plain) and token.name == "nightly"
+    assert timedelta(hours=23) < token.expires_at - timezone.now() <= timedelta(days=1)
+    assert Client().get("/api/v1/fleet/", headers={"Authorization": f"Bearer {plain}"}
+                        ).status_code == 200
+    with pytest.raises(CommandError, match="no user 'nobody'"):
+        call_command("createapitoken", "nobody")
+    with pytest.raises(CommandError, match="above 0"):
+        call_command("createapitoken", "ci", "--expires-days", "nan")
