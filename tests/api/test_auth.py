@@ -25,6 +25,19 @@ async def test_a_request_without_a_token_gets_401_with_a_json_error():
     assert status == 401 and "credentials were not provided" in body["detail"]
 
 
+@pytest.mark.parametrize("method,path", [
+    ("get", "/stations/"), ("get", "/stations/CS-1/"), ("post", "/stations/"),
+    ("delete", "/stations/CS-1/"), ("post", "/stations/CS-1/commands/"),
+    ("get", "/stations/CS-1/variables/"), ("get", "/fleet/"), ("post", "/fleet/commands/"),
+    ("get", "/templates/"), ("post", "/templates/1/create-stations/"),
+])
+async def test_every_endpoint_needs_a_valid_token(method, path):
+    for api in (Api(None), Api("fleet_wrong")):
+        response = await getattr(api, method)(path)
+        assert response.status_code == 401, (path, response.content)
+        assert "detail" in response.json()
+
+
 async def test_a_wrong_token_gets_401():
     status, body = await answer(Api("fleet_not-a-real-token"))
     assert (status, body) == (401, {"detail": "Invalid, revoked or expired token."})
