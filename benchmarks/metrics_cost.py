@@ -82,29 +82,26 @@ def main() -> None:
     def empty(*frame):
         pass
 
-    def before(*frame):  # ShardHost._frame without the metrics
-        publisher.frame(*frame)
-        recorder.frame(*frame)
-
-    def after(*frame):
-        publisher.frame(*frame)
-        recorder.frame(*frame)
-        metrics.frame(*frame)
-
     def recorder_frame(*frame):
         recorder.frame(*frame)
         if len(recorder_frames) > 10_000:  # the recorder's flush empties it once a second
             recorder_frames.clear()
 
+    def before(*frame):  # ShardHost._frame without the metrics
+        publisher.frame(*frame)
+        recorder_frame(*frame)
+
+    def after(*frame):
+        publisher.frame(*frame)
+        recorder_frame(*frame)
+        metrics.frame(*frame)
+
     figures = {"call overhead (empty hook)": per_frame_ns(empty, mix),
                "publisher.frame": per_frame_ns(publisher.frame, mix),
                "recorder.frame": per_frame_ns(recorder_frame, mix),
-               "fleet metrics.frame": per_frame_ns(metrics.frame, mix)}
-    recorder_frames.clear()
-    figures["hook before (publisher + recorder)"] = per_frame_ns(before, mix, rounds=1)
-    recorder_frames.clear()
-    figures["hook after (+ fleet metrics)"] = per_frame_ns(after, mix, rounds=1)
-    recorder_frames.clear()
+               "fleet metrics.frame": per_frame_ns(metrics.frame, mix),
+               "hook before (publisher + recorder)": per_frame_ns(before, mix),
+               "hook after (+ fleet metrics)": per_frame_ns(after, mix)}
 
     print(f"{len(mix):,} frames, {len(ACTIONS) + 1} actions, best of 5 passes")
     for name, ns in figures.items():
