@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .engine.publisher import FrameIds
 from .engine.summary import station_status
 from .models import DeviceModelValue, Frame, Station, StationLive, Transaction
 
@@ -34,12 +36,15 @@ TX_FIELDS = ["ended_at", "charging_state", "trigger_reason", "stopped_reason", "
 
 
 class Recorder:
-    def __init__(self, interval: float = 1.0, frame_log: int | None = None):
+    def __init__(self, interval: float = 1.0, frame_log: int | None = None,
+                 clock: Callable[[], float] = time.time):
         self.interval = interval
         # Frames kept per station in the database's message log; 0 keeps none.
         self.frame_log = settings.FLEET_FRAME_LOG if frame_log is None else frame_log
+        self._clock = clock
         self._frames: list[tuple] = []
-        self._frame_seq: dict[int, int] = {}  # by station pk: the last frame number used
+        self._frame_ids = FrameIds(clock)  # for frames that come without an identity
+        self._next_slot: dict[int, int] = {}  # by station pk: where its ring goes on
         # Per station: when its live row was written and a hash of what it showed.
         self._written: dict[str, tuple[float, int]] = {}
         self._variables: dict[tuple[str, str], str] = {}
@@ -75,11 +80,14 @@ class Recorder:
             self._record_transaction(station_id, data)
 
     def frame(self, station_id: str, direction: str, message_type_id: int, unique_id: str,
-              action: str | None, payload, latency_ms: float | None) -> None:
-        """The engine's frame hook: one OCPP frame for the station's message log."""
+              action: str | None, payload, latency_ms: float | None,
+              frame_id: int | None = None) -> None:
+        """The engine's frame hook: one OCPP frame for the station's message log.
+
+        `frame_id` is the identity the frame's live copy has (publisher.FrameIds)."""
         if self.frame_log:
-            self._frames.append((station_id, time.time(), direction, message_type_id, unique_id,
-                                 action, payload, latency_ms))
+            self._frames.append((station_id, frame_id or self._frame_ids(), direction,
+                                 message_type_id, unique_id, action, payload, latency_ms))
 
     def _record_transaction(self, station_id: str, event: dict) -> None:
         info = event["transactionInfo"]
@@ -194,25 +202,30 @@ class Recorder:
         )
 
     def _write_frames(self, pks, frames: list[tuple]) -> None:
-        """Upsert each frame into its station's ring of `frame_log` slots."""
-        unknown = {pks[f[0]] for f in frames if f[0] in pks} - self._frame_seq.keys()
+        """Upsert each frame into the next slot of its station's ring of `frame_log`."""
+        unknown = {pks[f[0]] for f in frames if f[0] in pks} - self._next_slot.keys()
         if unknown:
-            # Once per station and process: a restarted shard goes on where its log ended.
-            self._frame_seq.update(
-                Frame.objects.filter(station_id__in=unknown).values("station_id")
-                .annotate(last=Max("seq")).values_list("station_id", "last"))
-            self._frame_seq.update((pk, 0) for pk in unknown - self._frame_seq.keys())
+            # Once per station and process: a restarted shard goes on after its newest frame.
+            newest = Frame.objects.filter(station_id=OuterRef("station_id")).order_by("-seq")
+            self._next_slot.update(
+                (pk, slot + 1) for pk, slot in
+                Frame.objects.filter(station_id__in=unknown,
+                                     seq=Subquery(newest.values("seq")[:1]))
+                .values_list("station_id", "slot"))
+            self._next_slot.update((pk, 0) for pk in unknown - self._next_slot.keys())
         rows: dict[tuple[int, int], Frame] = {}
-        for station_id, at, direction, type_id, unique_id, action, payload, latency in frames:
+        for station_id, frame_id, direction, type_id, unique_id, action, payload, latency \
+                in frames:
             pk = pks.get(station_id)
             if pk is None:
                 continue
-            seq = self._frame_seq[pk] = self._frame_seq[pk] + 1
+            slot = self._next_slot[pk] % self.frame_log
+            self._next_slot[pk] = slot + 1
             # More frames than slots in one batch: the newest take the slots (one row each).
-            rows[pk, seq % self.frame_log] = Frame(
-                station_id=pk, slot=seq % self.frame_log, seq=seq, at=at, direction=direction,
-                message_type=type_id, unique_id=unique_id, action=action or "",
-                payload=payload, latency_ms=latency)
+            rows[pk, slot] = Frame(
+                station_id=pk, slot=slot, seq=frame_id, at=frame_id / 1e6,
+                direction=direction, message_type=type_id, unique_id=unique_id,
+                action=action or "", payload=payload, latency_ms=latency)
         try:
             # A savepoint: a frame the database refuses costs the log, not the states.
             with transaction.atomic():
