@@ -537,3 +537,4 @@ class Transaction(models.Model):
 
 
 from .loadtest_models import LoadTestRun, Scenario  # noqa: E402,F401 - models of this app
+from .series_models import FleetSample, TransactionPoint  # noqa: E402,F401 - models of this app

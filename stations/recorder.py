@@ -17,13 +17,16 @@ from collections.abc import Callable
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, Max, Min, OuterRef, Subquery
+from django.db.models.functions import Mod
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .engine.publisher import FrameIds
 from .engine.summary import station_status
 from .models import DeviceModelValue, Frame, Station, StationLive, Transaction
+from .series import TX_STEP_S, tx_level
+from .series_models import TransactionPoint
 
 LOGGER = logging.getLogger(__name__)
 
@@ -57,6 +60,11 @@ class Recorder:
         self._online: dict[str, bool] = {}
         self._live: dict[str, dict] = {}
         self._pks: dict[str, int] = {}
+        # Transaction charts: the first report in each grid cell, per transaction, until
+        # the flush decides which to keep; per running transaction [first cell, last kept].
+        self._chart_cells: dict[str, dict[int, tuple]] = {}
+        self._chart_ends: dict[str, tuple] = {}
+        self._chart_state: dict[str, list[int]] = {}
 
     # -- collecting (on the event loop) ------------------------------------------------
 
@@ -76,6 +84,9 @@ class Recorder:
         elif kind == "evse":
             self._live.setdefault(station_id, {})[str(data["evse_id"])] = data
             self._evses[station_id] = self._live[station_id]
+            if data.get("transaction_id") and data.get("tx_energy_wh") is not None:
+                self._chart_point(station_id, data["transaction_id"], data.get("power_w") or 0.0,
+                                  data["tx_energy_wh"])
         elif kind == "transaction":
             self._record_transaction(station_id, data)
 
@@ -104,10 +115,19 @@ class Recorder:
         if event["eventType"] == "Ended":
             row["ended_at"] = at
             row["stopped_reason"] = info.get("stoppedReason", "")
+            if event.get("tx_energy_wh") is not None:
+                # The chart ends where the transaction did: no power, its final energy.
+                cell = int(self._clock() // TX_STEP_S)
+                self._chart_ends[info["transactionId"]] = (
+                    station_id, cell, 0.0, round(event["tx_energy_wh"], 1))
         if "idToken" in event:
             row["id_token"] = event["idToken"]["idToken"]
         if "remoteStartId" in info:
             row["remote_start_id"] = info["remoteStartId"]
+
+    def _chart_point(self, station_id: str, tx_id: str, power_w: float, energy_wh: float):
+        cell = int(self._clock() // TX_STEP_S)
+        self._chart_cells.setdefault(tx_id, {}).setdefault(cell, (station_id, power_w, energy_wh))
 
     async def save_state(self, station_id: str, state: dict) -> None:
         """Store a station's resumable state; returns once it is in the database."""
@@ -163,8 +183,12 @@ class Recorder:
         evses = self._due_evses(time.monotonic())
         txs, self._transactions = self._transactions, {}
         frames, self._frames = self._frames, []
+        cells, self._chart_cells = self._chart_cells, {}
+        ends, self._chart_ends = self._chart_ends, {}
         ids = {s for s, _ in variables} | set(status) | set(evses) | {f[0] for f in frames}
         ids |= {row["station_id"] for row in txs.values()}
+        ids |= {p[0] for points in cells.values() for p in points.values()}
+        ids |= {end[0] for end in ends.values()}
         if not ids:
             return
         now = timezone.now()
@@ -191,6 +215,8 @@ class Recorder:
             for fields, station_pks in groups.items():
                 Station.objects.filter(pk__in=station_pks).update(**dict(fields))
             self._write_transactions(pks, txs, evses)
+            if cells or ends:
+                self._write_charts(pks, cells, ends)
             if frames:
                 self._write_frames(pks, frames)
 
@@ -234,6 +260,47 @@ class Recorder:
                     update_fields=FRAME_FIELDS, batch_size=2000)
         except Exception:
             LOGGER.exception("could not write %d frames to the message log", len(rows))
+
+    def _write_charts(self, pks, cells: dict[str, dict[int, tuple]], ends: dict) -> None:
+        """Keep the points that fall on each transaction's grid; thin out grown ones."""
+        unknown = [tx for tx in cells if tx not in self._chart_state]
+        if unknown:
+            # A restarted shard goes on with the grid its transactions already have.
+            self._chart_state.update(
+                (tx, [first, last]) for tx, first, last in
+                TransactionPoint.objects.filter(transaction_id__in=unknown)
+                .values("transaction_id").annotate(first=Min("cell"), last=Max("cell"))
+                .values_list("transaction_id", "first", "last"))
+        points, thin = [], {}
+        for tx_id, by_cell in cells.items():
+            for cell in sorted(by_cell):
+                station_id, power_w, energy_wh = by_cell[cell]
+                state = self._chart_state.setdefault(tx_id, [cell, cell - 1])
+                first, last = state
+                level = tx_level(first, cell)
+                if cell <= last or (cell - first) % (1 << level):
+                    continue
+                if last >= first and level > tx_level(first, last):
+                    thin[tx_id] = (first, level)
+                state[1] = cell
+                if station_id in pks:
+                    points.append(TransactionPoint(
+                        station_id=pks[station_id], transaction_id=tx_id, cell=cell,
+                        power_w=power_w, energy_wh=energy_wh))
+        # A point of the same cell written before a restart stays as it was.
+        TransactionPoint.objects.bulk_create(points, ignore_conflicts=True)
+        for tx_id, (first, level) in thin.items():
+            TransactionPoint.objects.filter(transaction_id=tx_id).annotate(
+                off_grid=Mod(F("cell") - first, 1 << level)).exclude(off_grid=0).delete()
+        ended = [TransactionPoint(station_id=pks[station_id], transaction_id=tx_id, cell=cell,
+                                  power_w=power_w, energy_wh=energy_wh)
+                 for tx_id, (station_id, cell, power_w, energy_wh) in ends.items()
+                 if station_id in pks]
+        TransactionPoint.objects.bulk_create(
+            ended, update_conflicts=True, unique_fields=["transaction_id", "cell"],
+            update_fields=["power_w", "energy_wh"])
+        for tx_id in ends:
+            self._chart_state.pop(tx_id, None)
 
     def _write_transactions(self, pks, txs, evses) -> None:
         """Upsert the transactions events touched; refresh the kWh of the ones still charging.

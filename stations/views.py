@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from . import embedded, services
 from .consumers import station_rows
 from .models import Frame, Station, Transaction
+from .series import TX_MAX_POINTS, TX_STEP_S, transaction_series
 
 PAGE_SIZE_MAX = 200
 STATION_COMMANDS = {"connect", "disconnect", "reboot"}
@@ -23,7 +24,9 @@ EVSE_COMMANDS = {"plug_in", "unplug", "present_id_token", "start_charging", "sto
 
 
 def _page_context() -> dict:
-    return {"id_tokens": settings.FLEET_DEMO_ID_TOKENS, "embedded": embedded.sandbox() is not None}
+    return {"id_tokens": settings.FLEET_DEMO_ID_TOKENS, "embedded": embedded.sandbox() is not None,
+            # The page draws live chart points on the grid the server keeps (stations.series).
+            "chart_grid": {"step": TX_STEP_S, "max_points": TX_MAX_POINTS}}
 
 
 @login_required
@@ -77,7 +80,12 @@ def api_station(request, station_id):
             "transaction_id", "evse_id", "started_at", "ended_at", "energy_wh",
             "stopped_reason", "charging_state", "id_token")
     )
+    # Each EVSE's chart shows its latest transaction, running or not.
+    latest = {}
+    for tx in transactions:
+        latest.setdefault(tx["evse_id"], tx["transaction_id"])
     return JsonResponse({"station": row, "transactions": transactions,
+                         "series": transaction_series(latest.values()),
                          "frames": Frame.log_of(station_id)})
 
 
