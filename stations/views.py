@@ -6,9 +6,10 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -168,6 +169,15 @@ def api_sandbox_messages(request):
     return JsonResponse({"messages": items})
 
 
+@require_GET
+def favicon(request):
+    """Browsers and tools ask for /favicon.ico whatever the page says; served from static."""
+    path = finders.find("favicon.ico")
+    if path is None:
+        raise Http404("No favicon")
+    response = FileResponse(open(path, "rb"), content_type="image/x-icon")  # noqa: SIM115
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def prometheus_metrics(request):
