@@ -3,14 +3,18 @@
 A reload, a second web process or a restarted one shows what the page showed before.
 """
 
+import asyncio
 import json
+import uuid
 
 import pytest
 from django.test import Client
 
+from stations.engine.publisher import Publisher
 from stations.models import FleetSample, Station, Transaction, TransactionPoint
 from stations.recorder import Recorder
 from stations.series import TX_MAX_POINTS, TX_STEP_S, FleetSeries, transaction_series
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.django_db
 
@@ -191,3 +195,51 @@ def test_the_station_api_gives_each_evse_the_chart_of_its_latest_transaction(
     assert set(data["series"]) == {"tx-new"}
     assert data["series"]["tx-new"] == transaction_series(["tx-new"])["tx-new"]
     assert Station.objects.count() == 1
+
+
+# -- scale-out: shards in other processes, over Redis ------------------------------------------
+
+
+@pytest.fixture
+async def redis_layer():
+    redis = pytest.importorskip("redis.asyncio")
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await client.ping()
+    except OSError as exc:
+        pytest.skip(f"no Redis at 127.0.0.1:6379: {exc}")
+    finally:
+        await client.aclose()
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    # A prefix of its own: other test runs may share this Redis and its "dashboard" group.
+    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:6379/0"],
+                                    prefix=f"series-{uuid.uuid4().hex[:8]}")
+    yield layer
+    await layer.flush()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_shards_elsewhere_feed_the_fleet_chart_through_the_channel_layer(redis_layer):
+    # In scale-out mode the web process sees the shards only through Redis: each shard's
+    # Publisher sends its totals, the web process's series adds them up.
+    series = FleetSeries()
+    runner = asyncio.ensure_future(series.run(redis_layer))
+    await asyncio.sleep(0.3)  # subscribed
+    shards = [Publisher(redis_layer.group_send, shard=str(n)) for n in range(2)]
+    for n, shard in enumerate(shards):
+        for k in range(3 + n):
+            sid = f"CS-{n}-{k}"
+            shard.record(sid, "online", {"boot_status": "Accepted"})
+            shard.record(sid, "evse", {"evse_id": 1, "connectors": {1: "Occupied"},
+                                       "charging_state": "Charging", "power_w": 11000.0,
+                                       "energy_wh": 0.0, "transaction_id": f"tx-{sid}"})
+        await shard.flush()
+    try:
+        await eventually(lambda: series.points() and series.points()[-1][1] == 7,
+                         timeout=5, what="a point with both shards' stations")
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    _t, connected, charging, power_kw, _msgs = series.points()[-1]
+    assert (connected, charging, power_kw) == (7, 7, 77.0)
