@@ -12,11 +12,12 @@ import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db.models import Count
 
 from . import services
 from .engine.publisher import DASHBOARD_GROUP, station_group
 from .engine.summary import add_totals, fleet_totals
-from .models import Frame, Station, StationLive
+from .models import Connector, Frame, Station, StationLive
 from .rows import row_from_db, row_from_view
 from .series import SHARD_STALE_S, fleet_series
 
@@ -28,13 +29,21 @@ MAX_SUBSCRIBED = 200
 
 def database_totals() -> dict:
     """The fleet totals from what the database last heard, counted as the shards count
-    them (for a page opened before any shard has reported)."""
-    stations = Station.objects.filter(enabled=True).prefetch_related("evses__connectors")
-    live = dict(StationLive.objects.filter(station__enabled=True)
-                .values_list("station_id", "evses"))
-    rows = (row_from_db(station, live.get(station.pk)) for station in stations)
-    return fleet_totals((row["online"], {str(e["evse_id"]): e for e in row["evses"]})
-                        for row in rows)
+    them and as the table shows the rows (for a page opened before any shard reported).
+
+    Plain values, not model instances: 10,000 stations with their EVSEs and connectors
+    took 2 s as rows (the web process's event loop felt it), this takes a fraction."""
+    online = dict(Station.objects.filter(enabled=True).values_list("pk", "online"))
+    evses: dict[int, dict] = {pk: {} for pk in online}
+    for pk, live in StationLive.objects.filter(station__enabled=True).values_list(
+            "station_id", "evses"):
+        evses[pk] = dict(live or {})
+    # EVSEs the engine has not reported yet: their connectors show as Unavailable.
+    connectors = (Connector.objects.filter(evse__station__enabled=True)
+                  .values_list("evse__station_id", "evse__evse_id").annotate(n=Count("pk")))
+    for pk, evse_id, n in connectors:
+        evses[pk].setdefault(str(evse_id), {"connectors": dict.fromkeys(range(n), "Unavailable")})
+    return fleet_totals((online[pk], station_evses) for pk, station_evses in evses.items())
 
 
 def station_rows(station_ids) -> dict[str, dict]:

@@ -1,8 +1,9 @@
 """Chart history kept on the server, so a reload, a second web process or a restarted one
 shows what the page showed before.
 
-The fleet chart ("last 10 minutes") is built in each web process, from the per-shard
-totals that every `fleet.delta` already brings it, one point a second; this works the
+The fleet chart ("last 10 minutes") is built in each web process, from the totals each
+shard sends with every delta (`fleet.totals`, a group of its own so that the web process
+does not decode every station of every delta twice), one point a second; this works the
 same whether the shards run in this process (embedded) or in Celery workers elsewhere,
 since it uses only the channel layer. Its points go to a ring table of one row a second,
 from which a restarted or another web process reads the history back.
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterable
 
 from asgiref.sync import sync_to_async
 
-from .engine.publisher import DASHBOARD_GROUP
+from .engine.publisher import TOTALS_GROUP
 from .engine.summary import add_totals
 from .series_models import FleetSample, TransactionPoint
 
@@ -150,7 +151,7 @@ class FleetSeries:
     async def run(self, layer) -> None:
         """Listen to every fleet.delta and take a point each second, until cancelled."""
         channel = await layer.new_channel()
-        await layer.group_add(DASHBOARD_GROUP, channel)
+        await layer.group_add(TOTALS_GROUP, channel)
         receiver = asyncio.ensure_future(self._receive(layer, channel))
         saved_at = self._clock()
         try:
@@ -164,16 +165,13 @@ class FleetSeries:
         finally:
             receiver.cancel()
             with contextlib.suppress(Exception):
-                await layer.group_discard(DASHBOARD_GROUP, channel)
+                await layer.group_discard(TOTALS_GROUP, channel)
 
     async def _receive(self, layer, channel: str) -> None:
         while True:
             message = await layer.receive(channel)
-            if message.get("type") != "fleet.delta":
-                continue
-            totals = message.get("stats", {}).get("totals")
-            if totals is not None:
-                self.add_totals(str(message.get("shard", "")), totals)
+            if message.get("type") == "fleet.totals":
+                self.add_totals(str(message.get("shard", "")), message["totals"])
 
     async def _save_safely(self) -> None:
         try:

@@ -25,6 +25,9 @@ LOGGER = logging.getLogger(__name__)
 Send = Callable[[str, dict], Awaitable[None]]
 
 DASHBOARD_GROUP = "dashboard"
+# Each shard's totals alone, a few hundred bytes: what a web process's fleet chart needs,
+# without decoding every station of every delta a second time.
+TOTALS_GROUP = "dashboard.totals"
 FRAME_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 WARN_EVERY_S = 30.0
 # A quiet shard still sends its totals this often, so fleet counts and rates stay fresh.
@@ -143,6 +146,7 @@ class Publisher:
         self._last_warning = float("-inf")
         self._failures = 0
         self.counters = {"frames_in": 0, "frames_out": 0, "events": 0, "deltas_sent": 0,
+                         "totals_sent": 0,
                          "frame_messages_sent": 0, "send_errors": 0, "msgs_per_s": 0.0}
 
     # -- collecting (on the event loop, for every event: keep it cheap) -------------------
@@ -284,6 +288,10 @@ class Publisher:
                        "transactions": [_summary(s, e) for s, e in own], "stats": stats}
             parts.append((DASHBOARD_GROUP, message, "deltas_sent",
                           lambda chunk=chunk, own=own: self._restore(chunk, own)))
+        # After the deltas: they are what a watching page waits for.
+        parts.append((TOTALS_GROUP, {"type": "fleet.totals", "shard": self.shard,
+                                     "sent_at": now, "totals": totals}, "totals_sent",
+                      lambda: None))
         return parts
 
     def _restore(self, views: list[dict], txs) -> None:

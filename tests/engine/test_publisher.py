@@ -84,8 +84,12 @@ async def test_many_changes_coalesce_into_one_delta_with_the_final_state(sent, c
         "chargingState": "Charging", "offline": False, "timestamp": "2025-01-01T00:00:00Z",
         "idToken": None, "stoppedReason": None, "energy_wh": None}]
 
+    [(group, totals)] = [(g, m) for g, m in sent.messages if g != "dashboard"]
+    assert (group, totals["type"], totals["shard"]) == ("dashboard.totals", "fleet.totals", "s1")
+    assert totals["totals"] == delta["stats"]["totals"], "the totals alone, for the chart"
+
     await pub.flush()
-    assert len(sent.messages) == 1, "nothing changed, nothing sent"
+    assert len(sent.messages) == 2, "nothing changed, nothing sent"
     assert pub.state("CS-1")["changed_at"] is None
 
 
@@ -172,11 +176,11 @@ async def test_a_quiet_shard_still_sends_its_totals(sent, clock):
     await pub.flush()
     clock.now += 1
     await pub.flush()
-    assert len(sent.messages) == 1, "nothing changed, totals are fresh"
+    assert len(sent.deltas()) == 1, "nothing changed, totals are fresh"
     clock.now += 2
     await pub.flush()
-    assert len(sent.messages) == 2
-    totals = sent.messages[-1][1]["stats"]["totals"]
+    assert len(sent.deltas()) == 2
+    totals = sent.deltas()[-1]["stats"]["totals"]
     assert totals["stations"] == 1 and totals["charging"] == 1
     assert totals["active_transactions"] == 1
     assert totals["power_kw"] == 11.0 and totals["energy_kwh"] == 2.5

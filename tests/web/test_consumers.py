@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from fleet.asgi import application
-from stations.engine.publisher import DASHBOARD_GROUP, station_group
+from stations.engine.publisher import DASHBOARD_GROUP, TOTALS_GROUP, station_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,11 +39,15 @@ def view(station_id, status="Charging", power=7400.0):
 
 
 async def delta(stations, totals=None, shard="0"):
+    """What a shard's Publisher sends: the delta, then its totals on their own."""
+    totals = totals or {"stations": len(stations), "charging": len(stations)}
     await get_channel_layer().group_send(DASHBOARD_GROUP, {
         "type": "fleet.delta", "shard": shard, "sent_at": 0,
         "stations": {v["station_id"]: v for v in stations}, "transactions": [],
-        "stats": {"totals": totals or {"stations": len(stations), "charging": len(stations)}},
+        "stats": {"totals": totals},
     })
+    await get_channel_layer().group_send(TOTALS_GROUP, {
+        "type": "fleet.totals", "shard": shard, "sent_at": 0, "totals": totals})
 
 
 @pytest.mark.parametrize("path", ["/ws/fleet/", "/ws/stations/CS-1/"])
@@ -182,7 +186,7 @@ async def test_the_fleet_socket_starts_with_the_chart_history_and_streams_new_po
 
 
 def test_totals_from_the_database_count_connectors_like_the_live_ones(make_station):
-    from stations.consumers import database_totals
+    from stations.consumers import database_totals, station_rows
     from stations.engine.summary import fleet_totals
     from stations.models import StationLive
 
@@ -200,9 +204,11 @@ def test_totals_from_the_database_count_connectors_like_the_live_ones(make_stati
     for station_id, live in evses.items():
         station = make_station(station_id, evses=len(live), online=True, status="Charging")
         StationLive.objects.create(station=station, evses=live)
-    live_totals = fleet_totals((True, e) for e in evses.values())
+    make_station("CS-3", evses=2)  # never reported: the table shows Unavailable connectors
     from_db = database_totals()
+    table = station_rows(["CS-1", "CS-2", "CS-3"]).values()
+    shown = fleet_totals((r["online"], {str(e["evse_id"]): e for e in r["evses"]}) for r in table)
     for key in ("stations", "connected", "offline", "available", "occupied", "charging",
-                "faulted", "unavailable"):
-        assert from_db[key] == live_totals[key], key
-    assert from_db["occupied"] == 2
+                "faulted", "unavailable", "active_transactions"):
+        assert from_db[key] == shown[key], key
+    assert (from_db["occupied"], from_db["unavailable"], from_db["offline"]) == (2, 2, 1)
