@@ -17,7 +17,7 @@ from collections.abc import Callable
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Min, OuterRef, Subquery
+from django.db.models import F, Max, Min
 from django.db.models.functions import Mod
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -231,13 +231,14 @@ class Recorder:
         """Upsert each frame into the next slot of its station's ring of `frame_log`."""
         unknown = {pks[f[0]] for f in frames if f[0] in pks} - self._next_slot.keys()
         if unknown:
-            # Once per station and process: a restarted shard goes on after its newest frame.
-            newest = Frame.objects.filter(station_id=OuterRef("station_id")).order_by("-seq")
+            # Once per station and process: a restarted shard goes on after its newest frame
+            # (two plain queries: a correlated subquery per row costs a ring per row).
+            newest = dict(Frame.objects.filter(station_id__in=unknown).values("station_id")
+                          .annotate(last=Max("seq")).values_list("station_id", "last"))
             self._next_slot.update(
-                (pk, slot + 1) for pk, slot in
-                Frame.objects.filter(station_id__in=unknown,
-                                     seq=Subquery(newest.values("seq")[:1]))
-                .values_list("station_id", "slot"))
+                (pk, slot + 1) for pk, seq, slot in
+                Frame.objects.filter(station_id__in=list(newest), seq__in=newest.values())
+                .values_list("station_id", "seq", "slot") if newest[pk] == seq)
             self._next_slot.update((pk, 0) for pk in unknown - self._next_slot.keys())
         rows: dict[tuple[int, int], Frame] = {}
         for station_id, frame_id, direction, type_id, unique_id, action, payload, latency \
