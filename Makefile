@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench install
+.PHONY: run test lint bench install screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +23,7 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/engine_capacity.py
+
+# The README's pictures (docs/*.png), from a fresh demo in Chromium; tests never write them.
+screenshots: install
+	$(BIN)/python scripts/screenshots.py

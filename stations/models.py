@@ -482,13 +482,14 @@ class StationLive(models.Model):
 class Frame(models.Model):
     """One OCPP frame in a station's message log.
 
-    A station's log is a ring of FLEET_FRAME_LOG slots: frame number `seq` goes into
-    slot `seq % size`, so a log stays bounded by upserts alone, with no trimming pass
-    and no read before a write.
+    A station's log is a ring of FLEET_FRAME_LOG slots, written in turn, so a log stays
+    bounded by upserts alone, with no trimming pass and no read before a write.
     """
 
     station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="frames")
     slot = models.PositiveIntegerField()
+    # The frame's identity (engine.publisher.FrameIds): microseconds since the epoch when
+    # it was seen, increasing; its live copy on the station's page has the same one.
     seq = models.PositiveBigIntegerField()
     at = models.FloatField(help_text="seconds since the epoch")
     direction = models.CharField(max_length=3)  # "in" (from the CSMS) or "out"
@@ -508,7 +509,7 @@ class Frame(models.Model):
     def log_of(cls, station_id: str) -> list[dict]:
         """A station's logged frames, oldest first, as the dashboard's live log has them."""
         rows = cls.objects.filter(station__station_id=station_id).order_by("seq").values_list(
-            "at", "direction", "message_type", "unique_id", "action", "payload", "latency_ms")
+            "seq", "direction", "message_type", "unique_id", "action", "payload", "latency_ms")
         return [frame_dict(row) for row in rows]
 
 
@@ -537,3 +538,4 @@ class Transaction(models.Model):
 
 from .api.models import ApiToken  # noqa: E402,F401 - models of this app
 from .loadtest_models import LoadTestRun, Scenario  # noqa: E402,F401 - models of this app
+from .series_models import FleetSample, TransactionPoint  # noqa: E402,F401 - models of this app

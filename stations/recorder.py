@@ -12,16 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max, Min
+from django.db.models.functions import Mod
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .engine.publisher import FrameIds
 from .engine.summary import station_status
 from .models import DeviceModelValue, Frame, Station, StationLive, Transaction
+from .series import TX_STEP_S, tx_level
+from .series_models import TransactionPoint
 
 LOGGER = logging.getLogger(__name__)
 
@@ -34,12 +39,15 @@ TX_FIELDS = ["ended_at", "charging_state", "trigger_reason", "stopped_reason", "
 
 
 class Recorder:
-    def __init__(self, interval: float = 1.0, frame_log: int | None = None):
+    def __init__(self, interval: float = 1.0, frame_log: int | None = None,
+                 clock: Callable[[], float] = time.time):
         self.interval = interval
         # Frames kept per station in the database's message log; 0 keeps none.
         self.frame_log = settings.FLEET_FRAME_LOG if frame_log is None else frame_log
+        self._clock = clock
         self._frames: list[tuple] = []
-        self._frame_seq: dict[int, int] = {}  # by station pk: the last frame number used
+        self._frame_ids = FrameIds(clock)  # for frames that come without an identity
+        self._next_slot: dict[int, int] = {}  # by station pk: where its ring goes on
         # Per station: when its live row was written and a hash of what it showed.
         self._written: dict[str, tuple[float, int]] = {}
         self._variables: dict[tuple[str, str], str] = {}
@@ -52,6 +60,11 @@ class Recorder:
         self._online: dict[str, bool] = {}
         self._live: dict[str, dict] = {}
         self._pks: dict[str, int] = {}
+        # Transaction charts: the first report in each grid cell, per transaction, until
+        # the flush decides which to keep; per running transaction [first cell, last kept].
+        self._chart_cells: dict[str, dict[int, tuple]] = {}
+        self._chart_ends: dict[str, tuple] = {}
+        self._chart_state: dict[str, list[int]] = {}
 
     # -- collecting (on the event loop) ------------------------------------------------
 
@@ -71,15 +84,21 @@ class Recorder:
         elif kind == "evse":
             self._live.setdefault(station_id, {})[str(data["evse_id"])] = data
             self._evses[station_id] = self._live[station_id]
+            if data.get("transaction_id") and data.get("tx_energy_wh") is not None:
+                self._chart_point(station_id, data["transaction_id"], data.get("power_w") or 0.0,
+                                  data["tx_energy_wh"])
         elif kind == "transaction":
             self._record_transaction(station_id, data)
 
     def frame(self, station_id: str, direction: str, message_type_id: int, unique_id: str,
-              action: str | None, payload, latency_ms: float | None) -> None:
-        """The engine's frame hook: one OCPP frame for the station's message log."""
+              action: str | None, payload, latency_ms: float | None,
+              frame_id: int | None = None) -> None:
+        """The engine's frame hook: one OCPP frame for the station's message log.
+
+        `frame_id` is the identity the frame's live copy has (publisher.FrameIds)."""
         if self.frame_log:
-            self._frames.append((station_id, time.time(), direction, message_type_id, unique_id,
-                                 action, payload, latency_ms))
+            self._frames.append((station_id, frame_id or self._frame_ids(), direction,
+                                 message_type_id, unique_id, action, payload, latency_ms))
 
     def _record_transaction(self, station_id: str, event: dict) -> None:
         info = event["transactionInfo"]
@@ -96,10 +115,19 @@ class Recorder:
         if event["eventType"] == "Ended":
             row["ended_at"] = at
             row["stopped_reason"] = info.get("stoppedReason", "")
+            if event.get("tx_energy_wh") is not None:
+                # The chart ends where the transaction did: no power, its final energy.
+                cell = int(self._clock() // TX_STEP_S)
+                self._chart_ends[info["transactionId"]] = (
+                    station_id, cell, 0.0, round(event["tx_energy_wh"], 1))
         if "idToken" in event:
             row["id_token"] = event["idToken"]["idToken"]
         if "remoteStartId" in info:
             row["remote_start_id"] = info["remoteStartId"]
+
+    def _chart_point(self, station_id: str, tx_id: str, power_w: float, energy_wh: float):
+        cell = int(self._clock() // TX_STEP_S)
+        self._chart_cells.setdefault(tx_id, {}).setdefault(cell, (station_id, power_w, energy_wh))
 
     async def save_state(self, station_id: str, state: dict) -> None:
         """Store a station's resumable state; returns once it is in the database."""
@@ -155,8 +183,12 @@ class Recorder:
         evses = self._due_evses(time.monotonic())
         txs, self._transactions = self._transactions, {}
         frames, self._frames = self._frames, []
+        cells, self._chart_cells = self._chart_cells, {}
+        ends, self._chart_ends = self._chart_ends, {}
         ids = {s for s, _ in variables} | set(status) | set(evses) | {f[0] for f in frames}
         ids |= {row["station_id"] for row in txs.values()}
+        ids |= {p[0] for points in cells.values() for p in points.values()}
+        ids |= {end[0] for end in ends.values()}
         if not ids:
             return
         now = timezone.now()
@@ -183,6 +215,8 @@ class Recorder:
             for fields, station_pks in groups.items():
                 Station.objects.filter(pk__in=station_pks).update(**dict(fields))
             self._write_transactions(pks, txs, evses)
+            if cells or ends:
+                self._write_charts(pks, cells, ends)
             if frames:
                 self._write_frames(pks, frames)
 
@@ -194,25 +228,31 @@ class Recorder:
         )
 
     def _write_frames(self, pks, frames: list[tuple]) -> None:
-        """Upsert each frame into its station's ring of `frame_log` slots."""
-        unknown = {pks[f[0]] for f in frames if f[0] in pks} - self._frame_seq.keys()
+        """Upsert each frame into the next slot of its station's ring of `frame_log`."""
+        unknown = {pks[f[0]] for f in frames if f[0] in pks} - self._next_slot.keys()
         if unknown:
-            # Once per station and process: a restarted shard goes on where its log ended.
-            self._frame_seq.update(
-                Frame.objects.filter(station_id__in=unknown).values("station_id")
-                .annotate(last=Max("seq")).values_list("station_id", "last"))
-            self._frame_seq.update((pk, 0) for pk in unknown - self._frame_seq.keys())
+            # Once per station and process: a restarted shard goes on after its newest frame
+            # (two plain queries: a correlated subquery per row costs a ring per row).
+            newest = dict(Frame.objects.filter(station_id__in=unknown).values("station_id")
+                          .annotate(last=Max("seq")).values_list("station_id", "last"))
+            self._next_slot.update(
+                (pk, slot + 1) for pk, seq, slot in
+                Frame.objects.filter(station_id__in=list(newest), seq__in=newest.values())
+                .values_list("station_id", "seq", "slot") if newest[pk] == seq)
+            self._next_slot.update((pk, 0) for pk in unknown - self._next_slot.keys())
         rows: dict[tuple[int, int], Frame] = {}
-        for station_id, at, direction, type_id, unique_id, action, payload, latency in frames:
+        for station_id, frame_id, direction, type_id, unique_id, action, payload, latency \
+                in frames:
             pk = pks.get(station_id)
             if pk is None:
                 continue
-            seq = self._frame_seq[pk] = self._frame_seq[pk] + 1
+            slot = self._next_slot[pk] % self.frame_log
+            self._next_slot[pk] = slot + 1
             # More frames than slots in one batch: the newest take the slots (one row each).
-            rows[pk, seq % self.frame_log] = Frame(
-                station_id=pk, slot=seq % self.frame_log, seq=seq, at=at, direction=direction,
-                message_type=type_id, unique_id=unique_id, action=action or "",
-                payload=payload, latency_ms=latency)
+            rows[pk, slot] = Frame(
+                station_id=pk, slot=slot, seq=frame_id, at=frame_id / 1e6,
+                direction=direction, message_type=type_id, unique_id=unique_id,
+                action=action or "", payload=payload, latency_ms=latency)
         try:
             # A savepoint: a frame the database refuses costs the log, not the states.
             with transaction.atomic():
@@ -221,6 +261,47 @@ class Recorder:
                     update_fields=FRAME_FIELDS, batch_size=2000)
         except Exception:
             LOGGER.exception("could not write %d frames to the message log", len(rows))
+
+    def _write_charts(self, pks, cells: dict[str, dict[int, tuple]], ends: dict) -> None:
+        """Keep the points that fall on each transaction's grid; thin out grown ones."""
+        unknown = [tx for tx in cells if tx not in self._chart_state]
+        if unknown:
+            # A restarted shard goes on with the grid its transactions already have.
+            self._chart_state.update(
+                (tx, [first, last]) for tx, first, last in
+                TransactionPoint.objects.filter(transaction_id__in=unknown)
+                .values("transaction_id").annotate(first=Min("cell"), last=Max("cell"))
+                .values_list("transaction_id", "first", "last"))
+        points, thin = [], {}
+        for tx_id, by_cell in cells.items():
+            for cell in sorted(by_cell):
+                station_id, power_w, energy_wh = by_cell[cell]
+                state = self._chart_state.setdefault(tx_id, [cell, cell - 1])
+                first, last = state
+                level = tx_level(first, cell)
+                if cell <= last or (cell - first) % (1 << level):
+                    continue
+                if last >= first and level > tx_level(first, last):
+                    thin[tx_id] = (first, level)
+                state[1] = cell
+                if station_id in pks:
+                    points.append(TransactionPoint(
+                        station_id=pks[station_id], transaction_id=tx_id, cell=cell,
+                        power_w=power_w, energy_wh=energy_wh))
+        # A point of the same cell written before a restart stays as it was.
+        TransactionPoint.objects.bulk_create(points, ignore_conflicts=True)
+        for tx_id, (first, level) in thin.items():
+            TransactionPoint.objects.filter(transaction_id=tx_id).annotate(
+                off_grid=Mod(F("cell") - first, 1 << level)).exclude(off_grid=0).delete()
+        ended = [TransactionPoint(station_id=pks[station_id], transaction_id=tx_id, cell=cell,
+                                  power_w=power_w, energy_wh=energy_wh)
+                 for tx_id, (station_id, cell, power_w, energy_wh) in ends.items()
+                 if station_id in pks]
+        TransactionPoint.objects.bulk_create(
+            ended, update_conflicts=True, unique_fields=["transaction_id", "cell"],
+            update_fields=["power_w", "energy_wh"])
+        for tx_id in ends:
+            self._chart_state.pop(tx_id, None)
 
     def _write_transactions(self, pks, txs, evses) -> None:
         """Upsert the transactions events touched; refresh the kWh of the ones still charging.

@@ -20,7 +20,7 @@ from django.conf import settings
 from . import fleet_metrics
 from .configs import station_configs
 from .engine.driver import Outcome
-from .engine.publisher import Publisher
+from .engine.publisher import FrameIds, Publisher
 from .engine.shard import Shard
 from .engine.station import Station
 from .leases import LeaseLost, LocalLease
@@ -130,6 +130,7 @@ class ShardHost:
         self.recorder = Recorder()
         self.metrics = fleet_metrics.process_metrics()
         self.metrics.hosting = True
+        self._frame_ids = FrameIds()
         self.engine = Shard(self._sink, ramp_per_second=self.ramp,
                             state_store=self.recorder.save_state, frame_hook=self._frame)
         self._tasks: list[asyncio.Task] = []
@@ -140,8 +141,10 @@ class ShardHost:
         self.metrics.event(station_id, kind, data)
 
     def _frame(self, *frame) -> None:
-        self.publisher.frame(*frame)
-        self.recorder.frame(*frame)
+        # One identity for the live and the logged copy: the page shows the frame once.
+        frame_id = self._frame_ids()
+        self.publisher.frame(*frame, frame_id=frame_id)
+        self.recorder.frame(*frame, frame_id=frame_id)
         self.metrics.frame(*frame)
 
     async def _send(self, group: str, message: dict) -> None:

@@ -20,4 +20,5 @@ urlpatterns = [
     path("runs/<int:pk>/live.json", run_views.run_live),
     path("runs/<int:pk>/report.<str:fmt>", run_views.run_download),
     path("metrics", views.prometheus_metrics),
+    path("favicon.ico", views.favicon),
 ]

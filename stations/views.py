@@ -6,15 +6,17 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from . import embedded, services
 from .consumers import station_rows
 from .models import Frame, Station, Transaction
+from .series import TX_MAX_POINTS, TX_STEP_S, transaction_series
 
 PAGE_SIZE_MAX = 200
 STATION_COMMANDS = {"connect", "disconnect", "reboot"}
@@ -23,7 +25,9 @@ EVSE_COMMANDS = {"plug_in", "unplug", "present_id_token", "start_charging", "sto
 
 
 def _page_context() -> dict:
-    return {"id_tokens": settings.FLEET_DEMO_ID_TOKENS, "embedded": embedded.sandbox() is not None}
+    return {"id_tokens": settings.FLEET_DEMO_ID_TOKENS, "embedded": embedded.sandbox() is not None,
+            # The page draws live chart points on the grid the server keeps (stations.series).
+            "chart_grid": {"step": TX_STEP_S, "max_points": TX_MAX_POINTS}}
 
 
 @login_required
@@ -77,7 +81,12 @@ def api_station(request, station_id):
             "transaction_id", "evse_id", "started_at", "ended_at", "energy_wh",
             "stopped_reason", "charging_state", "id_token")
     )
+    # Each EVSE's chart shows its latest transaction, running or not.
+    latest = {}
+    for tx in transactions:
+        latest.setdefault(tx["evse_id"], tx["transaction_id"])
     return JsonResponse({"station": row, "transactions": transactions,
+                         "series": transaction_series(latest.values()),
                          "frames": Frame.log_of(station_id)})
 
 
@@ -160,6 +169,15 @@ def api_sandbox_messages(request):
     return JsonResponse({"messages": items})
 
 
+@require_GET
+def favicon(request):
+    """Browsers and tools ask for /favicon.ico whatever the page says; served from static."""
+    path = finders.find("favicon.ico")
+    if path is None:
+        raise Http404("No favicon")
+    response = FileResponse(open(path, "rb"), content_type="image/x-icon")  # noqa: SIM115
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def prometheus_metrics(request):

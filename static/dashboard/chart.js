@@ -29,13 +29,13 @@ function axis(scale, side, label, stroke) {
   };
 }
 
-// A rolling chart: push() appends one sample and drops those older than windowSeconds.
 // One line of wall-clock time; uPlot's default adds a date row that crowds a small chart.
-function clockLabels(u, splits) {
-  const span = u.scales.x.max - u.scales.x.min;
-  const opts = span > 300
-    ? { hour: "2-digit", minute: "2-digit", hour12: false }
-    : { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+// Seconds are shown whenever the ticks are less than a minute apart: minutes alone then
+// repeated ("00:00 00:00 00:00") on a chart of a few minutes.
+function clockLabels(u, splits, axisIdx, space, incr) {
+  const opts = incr < 60
+    ? { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }
+    : { hour: "2-digit", minute: "2-digit", hour12: false };
   return splits.map((v) => new Date(v * 1000).toLocaleTimeString([], opts));
 }
 
@@ -50,12 +50,14 @@ function zeroBased(floor) {
   return (u, min, max) => [0, Math.max((max ?? 0) * 1.1, floor)];
 }
 
-// maxPoints thins a long series to every other sample, which keeps setData cheap for
-// transactions that run for hours.
-function liveChart(container, { height, series, axes, windowSeconds, maxPoints = 4000 }) {
-  const columns = [[], ...series.map(() => [])];
-  const opts = {
-    width: Math.max(200, container.clientWidth),
+// A chart of points the server keeps (stations/series.py): load() draws the history a
+// page starts with, push() adds a point and drops those older than windowSeconds.
+// `axes(width)` gives the value axes for a width; the chart is rebuilt when that changes.
+function liveChart(container, { height, series, axes, windowSeconds }) {
+  let columns = [[], ...series.map(() => [])];
+  const axesKey = (width) => axes(width).map((a) => a.show !== false).join();
+  const options = (width) => ({
+    width,
     height,
     padding: [8, 4, 0, 4],
     cursor: { drag: { x: false, y: false }, points: { size: 6 } },
@@ -78,10 +80,18 @@ function liveChart(container, { height, series, axes, windowSeconds, maxPoints =
         space: 64,
         values: clockLabels,
       },
-      ...axes,
+      ...axes(width),
     ],
-  };
-  const plot = new uPlot(opts, columns, container);
+  });
+  const widthNow = () => Math.max(200, container.clientWidth);
+  let plot = new uPlot(options(widthNow()), columns, container);
+  let key = axesKey(plot.width);
+
+  function draw() {
+    plot.setData(columns);
+    // Without a hovering cursor the legend shows the newest values instead of dashes.
+    if (plot.cursor.left == null || plot.cursor.left < 0) plot.setLegend({ idx: columns[0].length - 1 });
+  }
 
   // uPlot draws at a fixed pixel width; follow the container, at most once per frame.
   let resizePending = false;
@@ -90,30 +100,54 @@ function liveChart(container, { height, series, axes, windowSeconds, maxPoints =
     resizePending = true;
     requestAnimationFrame(() => {
       resizePending = false;
-      const width = Math.max(200, container.clientWidth);
-      if (width !== plot.width) plot.setSize({ width, height });
+      const width = widthNow();
+      if (axesKey(width) !== key) {
+        // An axis comes or goes (a phone has no room for three): uPlot fixes its axes
+        // when it is made, so make it again.
+        plot.destroy();
+        plot = new uPlot(options(width), columns, container);
+        key = axesKey(width);
+        draw();
+      } else if (width !== plot.width) {
+        plot.setSize({ width, height });
+      }
     });
   }).observe(container);
 
+  // For the browser tests: the times of the points drawn.
+  container.chartTimes = () => columns[0].slice();
+
+  function trim() {
+    if (!windowSeconds || !columns[0].length) return;
+    const newest = columns[0][columns[0].length - 1];
+    let drop = 0;
+    while (drop < columns[0].length && columns[0][drop] <= newest - windowSeconds) drop += 1;
+    if (drop) columns.forEach((c) => c.splice(0, drop));
+  }
+
   return {
+    // points: [[t, v1, v2, ...], ...] oldest first; replaces what is drawn.
+    load(points) {
+      columns = [[], ...series.map(() => [])];
+      for (const point of points || []) point.forEach((v, i) => columns[i].push(v));
+      trim();
+      draw();
+    },
     push(t, values) {
-      columns[0].push(t);
-      values.forEach((v, i) => columns[i + 1].push(v));
-      if (windowSeconds) {
-        let drop = 0;
-        while (drop < columns[0].length && columns[0][drop] < t - windowSeconds) drop += 1;
-        if (drop) columns.forEach((c) => c.splice(0, drop));
+      const times = columns[0];
+      if (times.length && t <= times[times.length - 1]) {
+        const at = times.lastIndexOf(t);
+        if (at < 0) return; // older than the newest point: the history has it already
+        values.forEach((v, i) => (columns[i + 1][at] = v));
+      } else {
+        times.push(t);
+        values.forEach((v, i) => columns[i + 1].push(v));
       }
-      if (columns[0].length > maxPoints) {
-        columns.forEach((c, i) => (columns[i] = c.filter((_, j) => j % 2 === 0 || j === c.length - 1)));
-      }
-      plot.setData(columns);
-      // Without a hovering cursor the legend shows the newest values instead of dashes.
-      if (plot.cursor.left == null || plot.cursor.left < 0) plot.setLegend({ idx: columns[0].length - 1 });
+      trim();
+      draw();
     },
     reset() {
-      columns.forEach((c) => (c.length = 0));
-      plot.setData(columns);
+      this.load([]);
     },
     get size() {
       return columns[0].length;
@@ -121,10 +155,9 @@ function liveChart(container, { height, series, axes, windowSeconds, maxPoints =
   };
 }
 
-// Connected and charging stations (left axis), fleet kW and OCPP msgs/s (right axes).
+// Connected stations and charging EVSEs (left axis), fleet kW and OCPP msgs/s (right
+// axes): the server's points, [t, connected, charging, kW, msgs/s].
 export function fleetChart(container) {
-  // A phone-width plot has no room for three axes; the legend still shows msgs/s.
-  const roomy = container.clientWidth >= 480;
   return liveChart(container, {
     height: 170,
     windowSeconds: 600,
@@ -134,15 +167,16 @@ export function fleetChart(container) {
       { label: "kW", scale: "kw", stroke: COLORS.violet, value: fmt(1, " kW") },
       { label: "msgs/s", scale: "mps", stroke: COLORS.amber, value: fmt(1, "/s") },
     ],
-    axes: [
-      axis("n", 3, "stations", "#4b5563"),
+    // A phone-width plot has no room for three axes; the legend still shows msgs/s.
+    axes: (width) => [
+      axis("n", 3, "count", "#4b5563"),
       axis("kw", 1, "kW", COLORS.violet),
-      { ...axis("mps", 1, "msgs/s", COLORS.amber), show: roomy },
+      { ...axis("mps", 1, "msgs/s", COLORS.amber), show: width >= 480 },
     ],
   });
 }
 
-// Power (kW) and energy (kWh) of one transaction.
+// Power (kW) and energy (kWh) of one transaction: [t, kW, kWh].
 export function transactionChart(container) {
   return liveChart(container, {
     height: 160,
@@ -151,6 +185,6 @@ export function transactionChart(container) {
       { label: "Power", scale: "kw", stroke: COLORS.blue, value: fmt(2, " kW") },
       { label: "Energy", scale: "kwh", stroke: COLORS.green, value: fmt(3, " kWh"), minMax: 0.1 },
     ],
-    axes: [axis("kw", 3, "kW", COLORS.blue), axis("kwh", 1, "kWh", COLORS.green)],
+    axes: () => [axis("kw", 3, "kW", COLORS.blue), axis("kwh", 1, "kWh", COLORS.green)],
   });
 }

@@ -51,8 +51,8 @@ export function defaultToken() {
   return option ? option.value : "";
 }
 
-export function evseControls({ embedded }) {
-  const token = el("input", {
+function tokenInput() {
+  return el("input", {
     class: "token-input",
     type: "text",
     name: "id_token",
@@ -64,19 +64,93 @@ export function evseControls({ embedded }) {
     spellcheck: "false",
     "aria-label": "idToken",
   });
+}
+
+// A menu of actions, opened on demand: <details> needs no script to open and close, and
+// keeps its buttons out of the page's tab order until it is open.
+function menu(label, title, attr, ...children) {
   return el(
-    "div",
-    { class: "controls", "data-controls": "evse" },
-    el("span", { class: "btn-group token-group" }, token, button(PRESENT, "btn-quiet")),
-    group(EVSE_GROUPS[0]),
-    group(EVSE_GROUPS[1], "btn-quiet"),
-    embedded ? group(CSMS_GROUP, "btn-csms") : null,
-    outcomeSlot("evse"),
+    "details",
+    { class: "menu", [attr]: true },
+    el("summary", { class: "menu-toggle", title, "aria-label": title, text: label }),
+    el("div", { class: "menu-panel" }, ...children),
   );
 }
 
-export function stationControls() {
-  return el("div", { class: "controls", "data-controls": "station" }, group(STATION_GROUP, "btn-quiet"), outcomeSlot("station"));
+// Full controls (the station page has room for them) or, in the fleet table, one primary
+// action that follows the EVSE's state and a menu with the rest.
+export function evseControls({ embedded, compact = false }) {
+  const tokens = el("span", { class: "btn-group token-group" }, tokenInput(), button(PRESENT, "btn-quiet"));
+  const actions = [
+    tokens,
+    group(EVSE_GROUPS[0]),
+    group(EVSE_GROUPS[1], "btn-quiet"),
+    embedded ? group(CSMS_GROUP, "btn-csms") : null,
+  ];
+  if (!compact) {
+    return el("div", { class: "controls", "data-controls": "evse" }, ...actions, outcomeSlot("evse"));
+  }
+  const primary = button(PRIMARY.start_charging, "btn-primary-action");
+  primary.dataset.primary = "";
+  return el(
+    "div",
+    { class: "controls controls-compact", "data-controls": "evse" },
+    primary,
+    outcomeSlot("evse"),
+    menu("⋯", "More actions: idToken, plug, fault, CSMS", "data-menu", ...actions),
+  );
+}
+
+// What the one button of an EVSE does now: clear a fault, stop a transaction, or start.
+const PRIMARY = {
+  clear_fault: ["clear_fault", "Clear fault", "Clear the fault"],
+  stop_charging: ["stop_charging", "Stop", "Stop the running transaction"],
+  start_charging: ["start_charging", "Start", "Plug in if needed and present the idToken (pick it in ⋯)"],
+};
+
+export function primaryCommand(evse) {
+  const states = Object.values(evse.connectors || {});
+  if (states.includes("Faulted")) return "clear_fault";
+  if (evse.transaction_id) return "stop_charging";
+  return "start_charging";
+}
+
+export function setPrimary(box, evse) {
+  const btn = box && box.querySelector("[data-primary]");
+  if (!btn) return;
+  const [command, label, title] = PRIMARY[primaryCommand(evse)];
+  if (btn.dataset.command === command) return;
+  btn.dataset.command = command;
+  btn.textContent = label;
+  btn.title = title;
+}
+
+export function stationControls({ compact = false } = {}) {
+  if (!compact) {
+    return el("div", { class: "controls", "data-controls": "station" }, group(STATION_GROUP, "btn-quiet"), outcomeSlot("station"));
+  }
+  return el(
+    "div",
+    { class: "controls controls-compact", "data-controls": "station" },
+    menu("Station ▾", "Connect, disconnect or reboot the station", "data-station-menu", group(STATION_GROUP, "btn-quiet")),
+    outcomeSlot("station"),
+  );
+}
+
+// One menu open at a time; Escape or a click elsewhere closes it.
+export function bindMenus(root) {
+  const closeAll = (except) => {
+    for (const open of root.querySelectorAll("details.menu[open]")) if (open !== except) open.open = false;
+  };
+  root.addEventListener("toggle", (event) => {
+    if (event.target.matches && event.target.matches("details.menu") && event.target.open) closeAll(event.target);
+  }, true);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeAll(null);
+  });
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest || !event.target.closest("details.menu")) closeAll(null);
+  });
 }
 
 export function fleetControls() {

@@ -1,9 +1,10 @@
-// Fleet overview: totals, a live chart, and one page of the station table kept current
-// from /ws/fleet/. Only the 50 rows on screen are subscribed, and updates are applied
-// once per animation frame, cell by cell.
+// Fleet overview: totals, the chart of the last 10 minutes (points the server keeps, so a
+// reload shows them again), and one page of the station table kept current from
+// /ws/fleet/. Only the 50 rows on screen are subscribed, and updates are applied once per
+// animation frame, cell by cell. Each EVSE shows one action; the rest are in its menu.
 import { api } from "./api.js";
 import { fleetChart } from "./chart.js";
-import { bindControls, evseControls, fleetControls, stationControls } from "./controls.js";
+import { bindControls, bindMenus, evseControls, fleetControls, setPrimary, stationControls } from "./controls.js";
 import { applyEvse, el, evseCells, sameEvses, setAttr, setBadge, setText } from "./render.js";
 import { frameBatcher, openSocket } from "./socket.js";
 
@@ -40,7 +41,6 @@ const pageData = new Map();
 const records = new Map();
 const pendingRows = new Map();
 let pendingTotals = null;
-let lastTotals = null;
 let socket = null;
 
 // --- rows ---------------------------------------------------------------------------
@@ -53,19 +53,20 @@ function buildRow(row) {
   const badge = el("span", { "data-field": "station_status" });
   const evseBlocks = (row.evses || []).map((evse) => {
     const { cells, nodes } = evseCells();
-    evses.set(evse.evse_id, cells);
+    const controls = evseControls({ embedded, compact: true });
+    evses.set(evse.evse_id, { cells, controls });
     return el(
       "div",
       { class: "evse", "data-evse": evse.evse_id },
       el("span", { class: "evse-id", text: `#${evse.evse_id}`, title: `EVSE ${evse.evse_id}` }),
       ...nodes,
-      evseControls({ embedded }),
+      controls,
     );
   });
   const tr = el(
     "tr",
     { "data-station": id },
-    el("td", { class: "c-station" }, el("div", { class: "station-cell" }, link, meta, stationControls())),
+    el("td", { class: "c-station" }, el("div", { class: "station-cell" }, link, meta, stationControls({ compact: true }))),
     el("td", { class: "c-status" }, badge),
     el("td", { class: "c-evses" }, ...(evseBlocks.length ? evseBlocks : [el("span", { class: "sub", text: "No EVSEs" })])),
   );
@@ -77,13 +78,16 @@ function buildRow(row) {
 function applyRow(record, row) {
   record.row = row;
   setBadge(record.badge, row.status);
-  const meta = [row.online ? "online" : "offline", row.boot_status, row.shard != null && row.shard !== "" ? `shard ${row.shard}` : null];
-  setText(record.meta, meta.filter(Boolean).join(" · "));
+  const meta = (row.online ? ["online", row.boot_status] : ["offline", row.error]).filter(Boolean).join(" · ");
+  setText(record.meta, meta);
+  setAttr(record.meta, "title", row.online ? `Connected; BootNotification ${row.boot_status || "not answered"}` : meta);
   const cls = row.online ? "" : "is-offline";
   if (record.tr.className !== cls) record.tr.className = cls;
   for (const evse of row.evses || []) {
-    const cells = record.evses.get(evse.evse_id);
-    if (cells) applyEvse(cells, evse);
+    const entry = record.evses.get(evse.evse_id);
+    if (!entry) continue;
+    applyEvse(entry.cells, evse);
+    setPrimary(entry.controls, evse);
   }
 }
 
@@ -203,19 +207,30 @@ pager.next.addEventListener("click", () => {
 
 // Created after the first paint, in a task of its own: building the chart measures the
 // page, and doing that during module evaluation made one long task of the whole start.
+// Points that arrive before it exists wait for it.
 let chart = null;
-requestAnimationFrame(() => setTimeout(() => (chart = fleetChart(root.querySelector("[data-chart=fleet]")))));
-let lastSampleAt = 0;
+let seriesHistory = [];
+let pendingPoints = [];
+requestAnimationFrame(() => setTimeout(() => {
+  chart = fleetChart(root.querySelector("[data-chart=fleet]"));
+  chart.load(seriesHistory);
+  for (const point of pendingPoints) chart.push(point[0], point.slice(1));
+  pendingPoints = [];
+}));
 
-function sample(totals) {
-  if (!chart) return;
-  const now = Date.now();
-  if (now - lastSampleAt < 1000) return;
-  lastSampleAt = now;
-  const values = totals
-    ? [totals.connected, totals.charging, totals.power_kw, totals.msgs_per_s]
-    : [null, null, null, null];
-  chart.push(now / 1000, values);
+// The server takes a point a second, whether or not a page is open: a socket that
+// (re)connects gets them all, so the chart has no gap for the time it was away.
+function chartHistory(points) {
+  seriesHistory = points || [];
+  pendingPoints = [];
+  if (chart) chart.load(seriesHistory);
+}
+
+function chartPoints(points) {
+  for (const point of points) {
+    if (chart) chart.push(point[0], point.slice(1));
+    else pendingPoints.push(point);
+  }
 }
 
 function applyTotals(totals) {
@@ -229,7 +244,6 @@ function applyTotals(totals) {
 const flush = frameBatcher(() => {
   if (pendingTotals) {
     applyTotals(pendingTotals);
-    sample(pendingTotals);
     pendingTotals = null;
   }
   for (const [id, row] of pendingRows) {
@@ -251,10 +265,9 @@ const flush = frameBatcher(() => {
 });
 
 function onMessage(message) {
-  if (message.totals) {
-    lastTotals = message.totals;
-    pendingTotals = message.totals;
-  }
+  if (message.totals) pendingTotals = message.totals;
+  if (message.type === "snapshot") chartHistory(message.series);
+  else if (message.series) chartPoints(message.series);
   if (message.type === "update" && message.stations) {
     for (const [id, row] of Object.entries(message.stations)) {
       if (pageData.has(id)) pendingRows.set(id, { station_id: id, ...row });
@@ -262,13 +275,6 @@ function onMessage(message) {
   }
   flush();
 }
-
-// The server only sends on change; this keeps the chart's time axis moving, and leaves
-// a gap while the socket is down instead of drawing stale numbers.
-setInterval(() => {
-  if (Date.now() - lastSampleAt < 1500) return;
-  sample(window.websocketConnected ? lastTotals : null);
-}, 1000);
 
 let loadedOnce = false;
 socket = openSocket("/ws/fleet/", {
@@ -282,6 +288,7 @@ socket = openSocket("/ws/fleet/", {
 });
 
 bindControls(root, { rowFor: (id) => (records.has(id) ? records.get(id).row : pageData.get(id)) });
+bindMenus(root);
 root.querySelector("[data-fleet-controls]").append(fleetControls());
 setAttr(root, "data-ready", "true");
 loadPage();

@@ -1,6 +1,8 @@
 // The live OCPP message log of one station: newest first, capped, filterable by action.
-// Frames arrive both from the detail API and the websocket snapshot, so they are
-// de-duplicated and inserted by time rather than trusted to come in order.
+// Frames arrive live from the websocket and again from the database (the detail API),
+// so they are de-duplicated on their identity and inserted by time rather than trusted
+// to come in order. The identity is given once, where the frame is seen, and both copies
+// carry it: a timestamp taken twice differed in its 7th decimal and showed frames twice.
 import { el } from "./render.js";
 import { frameBatcher } from "./socket.js";
 
@@ -8,7 +10,7 @@ const MAX_ROWS = 500;
 const PREVIEW_CHARS = 140;
 
 function frameKey(f) {
-  return `${f.at}|${f.direction}|${f.type}|${f.unique_id}`;
+  return String(f.id);
 }
 
 function clock(seconds) {
@@ -39,6 +41,7 @@ export function messageLog({ body, filter, count }) {
         "data-direction": f.direction,
         "data-type": f.type,
         "data-unique-id": f.unique_id,
+        "data-frame-id": f.id,
       },
       el("td", { class: "t", text: clock(f.at), title: new Date(f.at * 1000).toISOString() }),
       el("td", {
@@ -51,7 +54,7 @@ export function messageLog({ body, filter, count }) {
       el("td", { class: "num", text: f.latency_ms == null ? "" : Number(f.latency_ms).toFixed(1) }),
       el("td", {}, details),
     );
-    tr._at = f.at;
+    tr._order = f.id;
     tr._key = frameKey(f);
     tr._payload = f.payload;
     const current = filter.value;
@@ -61,12 +64,12 @@ export function messageLog({ body, filter, count }) {
 
   function insert(tr) {
     const first = body.firstElementChild;
-    if (!first || tr._at >= first._at) {
+    if (!first || tr._order >= first._order) {
       body.prepend(tr);
       return;
     }
     let node = first;
-    while (node && node._at > tr._at) node = node.nextElementSibling;
+    while (node && node._order > tr._order) node = node.nextElementSibling;
     body.insertBefore(tr, node);
   }
 
@@ -80,7 +83,7 @@ export function messageLog({ body, filter, count }) {
   }
 
   const flush = frameBatcher(() => {
-    const batch = queue.splice(0).sort((a, b) => a.at - b.at);
+    const batch = queue.splice(0).sort((a, b) => a.id - b.id);
     for (const f of batch) {
       const key = frameKey(f);
       if (seen.has(key)) continue;

@@ -25,6 +25,9 @@ LOGGER = logging.getLogger(__name__)
 Send = Callable[[str, dict], Awaitable[None]]
 
 DASHBOARD_GROUP = "dashboard"
+# Each shard's totals alone, a few hundred bytes: what a web process's fleet chart needs,
+# without decoding every station of every delta a second time.
+TOTALS_GROUP = "dashboard.totals"
 FRAME_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 WARN_EVERY_S = 30.0
 # A quiet shard still sends its totals this often, so fleet counts and rates stay fresh.
@@ -72,22 +75,50 @@ class _View:
                 "changed_at": self.changed_at}
 
 
+class FrameIds:
+    """Identities for OCPP frames: microseconds since the epoch when a frame was seen, made
+    strictly increasing, so two frames of one microsecond (or a CSMS sending the same
+    message twice) still differ.
+
+    The identity is also the frame's time. The live copy of a frame (to the station's
+    page) and its logged copy (read back from the database) carry the same one, and that
+    is how the page shows each frame once. A JavaScript number holds it exactly (it stays
+    below 2**53 until the year 2255).
+    """
+
+    __slots__ = ("_clock", "_last")
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self._clock = clock
+        self._last = 0
+
+    def __call__(self) -> int:
+        self._last = max(self._last + 1, int(self._clock() * 1_000_000))
+        return self._last
+
+
 def frame_dict(frame: tuple) -> dict:
-    """A frame as the dashboard shows it, from (at, direction, type, id, action, payload,
-    latency_ms)."""
-    at, direction, type_id, unique_id, action, payload, latency = frame
-    return {"at": at, "direction": direction, "type": FRAME_TYPES.get(type_id, str(type_id)),
-            "unique_id": unique_id, "action": action, "payload": payload,
+    """A frame as the dashboard shows it, from (id, direction, type, unique id, action,
+    payload, latency_ms)."""
+    frame_id, direction, type_id, unique_id, action, payload, latency = frame
+    return {"id": frame_id, "at": frame_id / 1e6, "direction": direction,
+            "type": FRAME_TYPES.get(type_id, str(type_id)), "unique_id": unique_id,
+            "action": action, "payload": payload,
             "latency_ms": None if latency is None else round(latency, 1)}
 
 
 def _summary(station_id: str, event: dict) -> dict:
+    """A TransactionEvent as a station's page lists it: who, when, why it stopped, kWh."""
     info = event.get("transactionInfo", {})
+    energy = event.get("tx_energy_wh")
     return {"station_id": station_id, "evse_id": event.get("evse_id"),
             "eventType": event.get("eventType"), "triggerReason": event.get("triggerReason"),
             "seqNo": event.get("seqNo"), "transactionId": info.get("transactionId"),
             "chargingState": info.get("chargingState"), "offline": bool(event.get("offline")),
-            "timestamp": event.get("timestamp")}
+            "timestamp": event.get("timestamp"),
+            "idToken": (event.get("idToken") or {}).get("idToken"),
+            "stoppedReason": info.get("stoppedReason"),
+            "energy_wh": None if energy is None else round(energy, 1)}
 
 
 class Publisher:
@@ -108,12 +139,14 @@ class Publisher:
         # frame_backlog per station: a long outage of the channel layer drops the oldest.
         self._unsent: dict[str, list[tuple]] = {}
         self._watches: dict[str, float] = {}
+        self._frame_ids = FrameIds(clock)
         self._lock = asyncio.Lock()
         self._rate_mark = (clock(), 0)
         self._last_delta_at = clock()
         self._last_warning = float("-inf")
         self._failures = 0
         self.counters = {"frames_in": 0, "frames_out": 0, "events": 0, "deltas_sent": 0,
+                         "totals_sent": 0,
                          "frame_messages_sent": 0, "send_errors": 0, "msgs_per_s": 0.0}
 
     # -- collecting (on the event loop, for every event: keep it cheap) -------------------
@@ -151,12 +184,14 @@ class Publisher:
         self._dirty[station_id] = None
 
     def frame(self, station_id: str, direction: str, message_type_id: int, unique_id: str,
-              action: str | None, payload, latency_ms: float | None) -> None:
+              action: str | None, payload, latency_ms: float | None,
+              frame_id: int | None = None) -> None:
+        """One OCPP frame; `frame_id` is the identity its logged copy has too (FrameIds)."""
         self.counters["frames_in" if direction == "in" else "frames_out"] += 1
         if station_id in self._watches:
             unsent = self._unsent.setdefault(station_id, [])
-            unsent.append((self._clock(), direction, message_type_id, unique_id, action,
-                           payload, latency_ms))
+            unsent.append((frame_id or self._frame_ids(), direction, message_type_id,
+                           unique_id, action, payload, latency_ms))
             if len(unsent) > self.frame_backlog:
                 del unsent[0]
 
@@ -253,6 +288,10 @@ class Publisher:
                        "transactions": [_summary(s, e) for s, e in own], "stats": stats}
             parts.append((DASHBOARD_GROUP, message, "deltas_sent",
                           lambda chunk=chunk, own=own: self._restore(chunk, own)))
+        # After the deltas: they are what a watching page waits for.
+        parts.append((TOTALS_GROUP, {"type": "fleet.totals", "shard": self.shard,
+                                     "sent_at": now, "totals": totals}, "totals_sent",
+                      lambda: None))
         return parts
 
     def _restore(self, views: list[dict], txs) -> None:

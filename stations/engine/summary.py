@@ -23,9 +23,19 @@ def station_status(online: bool, evses: dict) -> str:
     return "Available"
 
 
+# Connector totals are keyed by the OCPP ConnectorStatus they count, in lower case.
+CONNECTOR_STATUSES = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")
+_CONNECTOR_KEYS = {status: status.lower() for status in CONNECTOR_STATUSES}
+
+
 def empty_totals() -> dict:
-    return {"stations": 0, "connected": 0, "offline": 0, "available": 0, "occupied": 0,
-            "charging": 0, "faulted": 0, "unavailable": 0, "active_transactions": 0,
+    """The fleet's tiles, each counting what the station table shows in one column:
+    stations (connected = online and booted), connectors by their status (the Connector
+    column, whether the station is connected or not), EVSEs charging (the State column)
+    and running transactions."""
+    return {"stations": 0, "connected": 0, "offline": 0,
+            "available": 0, "occupied": 0, "reserved": 0, "unavailable": 0, "faulted": 0,
+            "charging": 0, "active_transactions": 0,
             "power_kw": 0.0, "energy_kwh": 0.0, "msgs_per_s": 0.0}
 
 
@@ -35,10 +45,13 @@ def fleet_totals(stations: Iterable[tuple[bool, dict]]) -> dict:
     for online, evses in stations:
         totals["stations"] += 1
         totals["connected" if online else "offline"] += 1
-        status = station_status(online, evses)
-        if status != "Offline":
-            totals[status.lower()] += 1
         for evse in evses.values():
+            for status in evse.get("connectors", {}).values():
+                key = _CONNECTOR_KEYS.get(status)
+                if key is not None:
+                    totals[key] += 1
+            if evse.get("charging_state") == "Charging":
+                totals["charging"] += 1
             if evse.get("transaction_id"):
                 totals["active_transactions"] += 1
             totals["power_kw"] += (evse.get("power_w") or 0) / 1000

@@ -85,10 +85,8 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, demo):
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
+def login(page, demo):
+    """Log in as the demo user and wait for the fleet page's live updates."""
     page.set_default_timeout(15000)
     page.goto(demo.url + "/")
     page.fill("input[name=username]", "demo")
@@ -96,5 +94,12 @@ def page(browser, demo):
     page.click("button[type=submit], input[type=submit]")
     page.wait_for_url(demo.url + "/")
     page.wait_for_function("window.websocketConnected === true")
+
+
+@pytest.fixture
+def page(browser, demo):
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    login(page, demo)
     yield page
     context.close()

@@ -81,10 +81,15 @@ async def test_many_changes_coalesce_into_one_delta_with_the_final_state(sent, c
     assert delta["transactions"] == [{
         "station_id": "CS-1", "evse_id": 1, "eventType": "Updated",
         "triggerReason": "MeterValuePeriodic", "seqNo": 7, "transactionId": "tx-1",
-        "chargingState": "Charging", "offline": False, "timestamp": "2025-01-01T00:00:00Z"}]
+        "chargingState": "Charging", "offline": False, "timestamp": "2025-01-01T00:00:00Z",
+        "idToken": None, "stoppedReason": None, "energy_wh": None}]
+
+    [(group, totals)] = [(g, m) for g, m in sent.messages if g != "dashboard"]
+    assert (group, totals["type"], totals["shard"]) == ("dashboard.totals", "fleet.totals", "s1")
+    assert totals["totals"] == delta["stats"]["totals"], "the totals alone, for the chart"
 
     await pub.flush()
-    assert len(sent.messages) == 1, "nothing changed, nothing sent"
+    assert len(sent.messages) == 2, "nothing changed, nothing sent"
     assert pub.state("CS-1")["changed_at"] is None
 
 
@@ -132,9 +137,11 @@ async def test_frames_go_to_watched_stations_only(sent, clock):
     [(_group, message)] = sent.messages
     assert message["type"] == "station.frames" and message["station_id"] == "CS-A"
     assert [f["unique_id"] for f in message["frames"]] == ["a0", "a0", "a1", "a1", "a2", "a2"]
-    assert message["frames"][1] == {"at": clock.now, "direction": "in", "type": "CALLRESULT",
-                                    "unique_id": "a0", "action": "Heartbeat",
-                                    "payload": {"currentTime": "now"}, "latency_ms": 12.3}
+    answer = message["frames"][1]
+    assert answer == {"id": answer["id"], "at": answer["id"] / 1e6, "direction": "in",
+                      "type": "CALLRESULT", "unique_id": "a0", "action": "Heartbeat",
+                      "payload": {"currentTime": "now"}, "latency_ms": 12.3}
+    assert abs(answer["at"] - clock.now) < 0.01
     assert (pub.counters["frames_in"], pub.counters["frames_out"]) == (3, 6)
 
     await pub.flush()
@@ -169,11 +176,11 @@ async def test_a_quiet_shard_still_sends_its_totals(sent, clock):
     await pub.flush()
     clock.now += 1
     await pub.flush()
-    assert len(sent.messages) == 1, "nothing changed, totals are fresh"
+    assert len(sent.deltas()) == 1, "nothing changed, totals are fresh"
     clock.now += 2
     await pub.flush()
-    assert len(sent.messages) == 2
-    totals = sent.messages[-1][1]["stats"]["totals"]
+    assert len(sent.deltas()) == 2
+    totals = sent.deltas()[-1]["stats"]["totals"]
     assert totals["stations"] == 1 and totals["charging"] == 1
     assert totals["active_transactions"] == 1
     assert totals["power_kw"] == 11.0 and totals["energy_kwh"] == 2.5
@@ -338,3 +345,59 @@ async def test_a_sender_over_redis_stops_when_cancelled(layer):
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=2)
         assert done, f"attempt {attempt}: the sender went on after it was cancelled"
+
+
+async def test_each_frame_gets_an_identity_of_its_own_even_in_the_same_microsecond(sent, clock):
+    # The page de-duplicates on it: a CSMS that sends the same message twice shows twice.
+    pub = Publisher(sent, clock=clock)
+    pub.watch("CS-A")
+    for _ in range(3):
+        pub.frame("CS-A", "in", 2, "same-id", "Reset", {"type": "Immediate"}, None)
+    pub.frame("CS-A", "out", 2, "given", "Heartbeat", {}, None, frame_id=4_000_000_000_000_000)
+    await pub.flush()
+    [(_group, message)] = sent.messages
+    ids = [f["id"] for f in message["frames"]]
+    assert ids[:3] == sorted(set(ids[:3])), "three distinct, increasing identities"
+    assert ids[3] == 4_000_000_000_000_000 and message["frames"][3]["at"] == 4_000_000_000.0
+    assert all(isinstance(i, int) and i < 2**53 for i in ids), "exact as a JavaScript number"
+
+
+async def test_a_transaction_summary_says_who_started_it_why_it_stopped_and_its_energy(sent):
+    pub = Publisher(sent)
+    started = tx_event(0, "Started") | {"idToken": {"idToken": "TOKEN-1", "type": "Central"},
+                                        "tx_energy_wh": 0.0}
+    ended = tx_event(1, "Ended") | {"tx_energy_wh": 1234.5}
+    ended["transactionInfo"] = {"transactionId": "tx-1", "stoppedReason": "Local"}
+    pub.record("CS-1", "transaction", started)
+    pub.record("CS-1", "transaction", ended)
+    await pub.flush()
+    [delta] = sent.deltas()
+    first, last = delta["transactions"]
+    assert (first["idToken"], first["eventType"], first["energy_wh"]) == ("TOKEN-1", "Started", 0.0)
+    assert (last["stoppedReason"], last["energy_wh"]) == ("Local", 1234.5)
+
+
+def evse_view(evse_id, *connectors, state="Idle", tx=None, power=0.0):
+    return {"evse_id": evse_id, "connectors": dict(enumerate(connectors, start=1)),
+            "charging_state": state, "power_w": power, "energy_wh": 0.0,
+            "transaction_id": tx}
+
+
+async def test_connector_totals_count_connectors_in_the_status_the_table_shows(sent):
+    # The tiles and the table must agree: a charging EVSE's connector reads Occupied in the
+    # table, so it counts as Occupied; Charging counts EVSEs whose state is Charging.
+    pub = Publisher(sent)
+    for sid in ("CS-1", "CS-2", "CS-3"):
+        pub.record(sid, "online", {"boot_status": "Accepted"})
+    pub.record("CS-1", "evse", evse_view(1, "Occupied", state="Charging", tx="t1", power=7e3))
+    pub.record("CS-1", "evse", evse_view(2, "Occupied", state="EVConnected"))
+    pub.record("CS-2", "evse", evse_view(1, "Faulted"))
+    pub.record("CS-2", "evse", evse_view(2, "Available", "Unavailable"))
+    pub.record("CS-3", "evse", evse_view(1, "Available"))
+    pub.record("CS-4", "evse", evse_view(1, "Occupied"))  # never connected
+    await pub.flush()
+    totals = sent.deltas()[-1]["stats"]["totals"]
+    assert (totals["stations"], totals["connected"], totals["offline"]) == (4, 3, 1)
+    assert totals["occupied"] == 3, "every connector showing Occupied, the offline one too"
+    assert (totals["available"], totals["faulted"], totals["unavailable"]) == (2, 1, 1)
+    assert (totals["charging"], totals["active_transactions"]) == (1, 1)

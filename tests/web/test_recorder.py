@@ -1,9 +1,13 @@
 """The recorder's message log: bounded per station, oldest first, resumed after a restart."""
 
+import asyncio
+
 import pytest
 
+from stations.engine.publisher import station_group
 from stations.models import Frame
 from stations.recorder import Recorder
+from stations.shard_host import ShardHost
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +37,8 @@ def test_each_station_keeps_its_newest_frames_oldest_first(make_station):
     assert logged("CS-2") == [("x", "out"), ("x", "in")]
     assert Frame.objects.count() == 6
     [answer] = [f for f in Frame.log_of("CS-2") if f["direction"] == "in"]
-    assert answer == {"at": answer["at"], "direction": "in", "type": "CALLRESULT",
+    assert answer == {"id": answer["id"], "at": answer["at"], "direction": "in",
+                      "type": "CALLRESULT",
                       "unique_id": "x", "action": "Heartbeat",
                       "payload": {"currentTime": "2026-01-01T00:00:00Z"}, "latency_ms": 4.2}
 
@@ -113,3 +118,39 @@ def test_a_transaction_row_follows_its_events_across_flushes(make_station):
     assert (tx.last_seq_no, tx.energy_wh, tx.stopped_reason, tx.id_token) == (
         3, 310.0, "Local", "TOKEN-1")
     assert tx.ended_at.second == 3 and tx.started_at.second == 0 and tx.offline
+
+
+def test_a_logged_frame_keeps_the_identity_it_was_seen_with(make_station):
+    make_station("CS-1")
+    recorder = Recorder(frame_log=4)
+    recorder.frame("CS-1", "out", 2, "a", "Heartbeat", {}, None,
+                   frame_id=1_767_225_600_000_001)
+    recorder.flush()
+    [logged] = Frame.log_of("CS-1")
+    assert (logged["id"], logged["at"]) == (1_767_225_600_000_001, 1_767_225_600.000001)
+
+
+class RecordingLayer:
+    def __init__(self):
+        self.sent = []
+
+    async def group_send(self, group, message):
+        self.sent.append((group, message))
+
+
+def test_a_frame_seen_live_and_read_back_from_the_log_is_the_same_frame(make_station):
+    # The station page shows live frames and, after a reload or a transaction, the logged
+    # ones: the same frame must be recognisable as such (it showed twice when only the
+    # timestamps, taken twice, could tell).
+    make_station("CS-1")
+    layer = RecordingLayer()
+    host = ShardHost(None, layer=layer)
+    host.publisher.watch("CS-1")
+    host._frame("CS-1", "out", 2, "u-1", "Heartbeat", {}, None)
+    host._frame("CS-1", "in", 3, "u-1", "Heartbeat", {"currentTime": "2026-01-01T00:00:00Z"},
+                3.21)
+    asyncio.run(host.publisher.flush())
+    host.recorder.flush()
+    [live] = [m["frames"] for group, m in layer.sent if group == station_group("CS-1")]
+    assert live == Frame.log_of("CS-1")
+    assert live[0]["id"] < live[1]["id"]
