@@ -1,8 +1,9 @@
 """Load-test scenarios: what the drivers and networks of a fleet do, seeded and repeatable.
 
 A scenario (TOML or JSON) has optional sections: boot storm, steady faults, charging
-sessions, reconnect storm. A station's steps depend only on (seed, station id, scenario),
-so a fleet split over any number of shards does what it does in one process.
+sessions, reconnect storm, and the thresholds a run must meet. A station's steps depend
+only on (seed, station id, scenario), so a fleet split over any number of shards does what
+it does in one process.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from .device_model_catalog import SUPPORTED_MEASURANDS
 from .driver import Outcome
+from .verdict import ThresholdError, check_thresholds
 
 LOGGER = logging.getLogger(__name__)
 
@@ -33,6 +36,13 @@ DISTRIBUTIONS = {
 ZIPF_A = 1.2
 ID_TOKEN_MAX_LENGTH = 36  # IdTokenType.idToken in OCPP 2.0.1
 TX_UPDATED_INTERVAL_KEY = "SampledDataCtrlr/TxUpdatedInterval/Actual"
+# What a scenario's measurand lists set: the samples at the start, during and at the end
+# of a transaction (OCPP 2.0.1 Part 2, SampledDataCtrlr; J02).
+MEASURAND_KEYS = {
+    "started_measurands": "SampledDataCtrlr/TxStartedMeasurands/Actual",
+    "measurands": "SampledDataCtrlr/TxUpdatedMeasurands/Actual",
+    "ended_measurands": "SampledDataCtrlr/TxEndedMeasurands/Actual",
+}
 
 POSITIVE = (lambda v: v > 0, "must be > 0")
 NOT_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
@@ -109,6 +119,17 @@ class Transactions:
     gaps: Distribution = _field(Distribution)
     id_tokens: IdTokens = _field(IdTokens, None, IdTokens())
     meter_interval_s: int | None = _field("int", (lambda v: v >= 1, "must be >= 1"), None)
+    # Measurands sampled during (measurands), at the start and at the end of a session;
+    # unset leaves the station's own SampledDataCtrlr values.
+    measurands: tuple[str, ...] | None = _field("measurands", None, None)
+    started_measurands: tuple[str, ...] | None = _field("measurands", None, None)
+    ended_measurands: tuple[str, ...] | None = _field("measurands", None, None)
+    # What the driver does first: plug in, then present the card (E02, Cable Plugin
+    # First), or present the card, then plug in (E03, IdToken First).
+    start: str = _field(("plug-in", "token"), None, "plug-in")
+    # After start="token": the walk from the card reader to the car's charging port. A
+    # wait longer than the station's TxCtrlr.EVConnectionTimeOut lets the authorization lapse.
+    plug_in_after_s: float = _field("number", NOT_NEGATIVE, 5.0)
     stop: str = _field(("token", "unplug"), None, "token")
     # After stop="token": the driver walks back to the car and takes the cable out.
     unplug_after_s: float = _field("number", NOT_NEGATIVE, 2.0)
@@ -131,6 +152,9 @@ class Scenario:
     steady: Steady | None = _field(Steady, None, None)
     transactions: Transactions | None = _field(Transactions, None, None)
     reconnect: Reconnect | None = _field(Reconnect, None, None)
+    # Name -> limit (see verdict.py): what a run of this scenario must meet to pass.
+    thresholds: dict[str, float] = field(default_factory=dict, hash=False,
+                                         metadata={"kind": "thresholds", "check": None})
 
 
 # -- reading and writing ---------------------------------------------------------------
@@ -186,7 +210,7 @@ def _read(cls, data, prefix: str):
     for f in known:
         if f.name in data:
             values[f.name] = _value(data[f.name], f, prefix + f.name)
-        elif f.default is MISSING or cls is Distribution:
+        elif (f.default is MISSING and f.default_factory is MISSING) or cls is Distribution:
             raise ScenarioError(f"{prefix}{f.name} is required")
     result = cls(**values)
     problem = result.problem() if hasattr(result, "problem") else None
@@ -199,6 +223,15 @@ def _value(raw, f, name: str):
     kind, check = f.metadata["kind"], f.metadata["check"]
     if isinstance(kind, type):
         return _read(kind, raw, name + ".")
+    if kind == "thresholds":
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{name} must be a table of NAME = LIMIT")
+        try:
+            return check_thresholds(raw)
+        except ThresholdError as exc:
+            raise ScenarioError(f"{name}: {exc}") from None
+    if kind == "measurands":
+        return _measurands(raw, name)
     if isinstance(kind, tuple):
         if raw not in kind:
             raise ScenarioError(f"{name} must be one of: {', '.join(kind)} (got {raw!r})")
@@ -215,6 +248,17 @@ def _value(raw, f, name: str):
     if check and not check[0](raw):
         raise ScenarioError(f"{name} {check[1]}")
     return raw
+
+
+def _measurands(raw, name: str) -> tuple[str, ...]:
+    if not isinstance(raw, list | tuple) or not raw or not all(isinstance(m, str) for m in raw):
+        raise ScenarioError(f"{name} must be a list of measurand names, as in "
+                            '["Energy.Active.Import.Register", "Power.Active.Import"]')
+    unknown = [m for m in raw if m not in SUPPORTED_MEASURANDS]
+    if unknown:
+        raise ScenarioError(f"{name}: {', '.join(map(repr, unknown))} cannot be sampled; "
+                            f"the stations measure {', '.join(SUPPORTED_MEASURANDS)}")
+    return tuple(dict.fromkeys(raw))
 
 
 # -- planning ----------------------------------------------------------------------------
@@ -281,7 +325,13 @@ def station_plan(
             pick = _token_picker(tx.id_tokens, rng)
             t = tx.gaps.sample(rng)
             while t < end:
-                add(t, "start_charging", evse_id=evse_id, id_token=pick())
+                if tx.start == "token":
+                    # E03: the card first; the session starts when the cable is in.
+                    add(t, "present_token", evse_id=evse_id, id_token=pick())
+                    t += tx.plug_in_after_s
+                    add(t, "plug_in", evse_id=evse_id)
+                else:
+                    add(t, "start_charging", evse_id=evse_id, id_token=pick())
                 t += tx.sessions.sample(rng)
                 if tx.stop == "token":
                     add(t, "stop_charging", evse_id=evse_id)
@@ -322,14 +372,25 @@ def plan(scenario: Scenario, seed: int | None, stations: Mapping[str, list[int]]
 
 
 def station_variables(scenario: Scenario) -> dict[str, str]:
-    interval = scenario.transactions and scenario.transactions.meter_interval_s
-    return {TX_UPDATED_INTERVAL_KEY: str(interval)} if interval else {}
+    """Device-model values the scenario sets on every station (SampledDataCtrlr)."""
+    tx = scenario.transactions
+    if tx is None:
+        return {}
+    variables = {TX_UPDATED_INTERVAL_KEY: str(tx.meter_interval_s)} if tx.meter_interval_s \
+        else {}
+    for attribute, key in MEASURAND_KEYS.items():
+        measurands = getattr(tx, attribute)
+        if measurands:
+            variables[key] = ",".join(measurands)
+    return variables
 
 
 # -- performing --------------------------------------------------------------------------
 
 ACTIONS = {
     "start_charging": lambda st, evse_id, id_token: st.start_charging(evse_id, id_token),
+    "present_token": lambda st, evse_id, id_token: st.present_id_token(evse_id, id_token),
+    "plug_in": lambda st, evse_id: st.plug_in(evse_id),
     "stop_charging": lambda st, evse_id: st.stop_charging(evse_id),
     "unplug": lambda st, evse_id: st.unplug(evse_id),
     "set_fault": lambda st, evse_id: st.set_fault(evse_id, True),
