@@ -96,6 +96,11 @@ def verdict_of(report: dict) -> dict:
     return report.get("verdict") or {"passed": True, "checks": []}
 
 
+def figure(value) -> str:
+    """A limit or measured value as people write it: 500, 0.01, 8.72; "—" for none."""
+    return "—" if value is None else f"{value:.4g}"
+
+
 def verdict_line(report: dict) -> str:
     checks = verdict_of(report)["checks"]
     if not checks:

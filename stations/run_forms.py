@@ -15,19 +15,25 @@ class RunForm(forms.Form):
         label="CSMS URL", max_length=500, validators=[validate_csms_url],
         widget=forms.TextInput(attrs={"placeholder": "ws://csms.example:9000/ocpp"}),
         help_text="Each station connects to this URL + /<station id>.")
-    stations = forms.IntegerField(label="Stations", min_value=1,
-                                  max_value=loadtest.MAX_STATIONS, initial=100)
+    stations = forms.IntegerField(
+        label="Stations", min_value=1, max_value=loadtest.MAX_STATIONS, initial=100,
+        error_messages={"min_value": "the number of stations must be at least 1",
+                        "max_value": f"at most {loadtest.MAX_STATIONS:,} stations per run"})
     scenario = forms.ChoiceField(label="Scenario",
                                  help_text="From scenarios/ or the admin's Scenarios.")
     ramp = forms.FloatField(label="Ramp-up (stations/s)", required=False,
+                            error_messages={"invalid": "the ramp-up rate (stations per second) "
+                                                       "must be a positive number"},
                             widget=forms.NumberInput(attrs={"step": "any",
                                                             "placeholder": "scenario's"}))
     duration = forms.FloatField(
         label="Duration (s)", required=False,
+        error_messages={"invalid": "the duration (seconds) must be a positive number"},
         widget=forms.NumberInput(attrs={"step": "any", "placeholder": "scenario's"}),
         help_text="The whole run, ramp-up included; then it drains.")
     response_timeout = forms.FloatField(
         label="Response timeout (s)", initial=30.0,
+        error_messages={"invalid": "the response timeout (seconds) must be a positive number"},
         widget=forms.NumberInput(attrs={"step": "any"}),
         help_text="How long a station waits for an answer, and the run drains at its end.")
     seed = forms.IntegerField(label="Seed", required=False,

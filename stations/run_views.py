@@ -79,14 +79,21 @@ def run_detail(request, pk):
         "run": run, "active": active is not None,
         "rows": reports.action_rows(report) if report else [],
         "facts": reports.headline(report) if report else [],
-        "verdict": reports.verdict_of(report) if report else None,
+        "verdict": _shown(reports.verdict_of(report)) if report else None,
         "verdict_line": reports.verdict_line(report) if report else "",
-        "thresholds": sorted(run.thresholds.items()),
+        "thresholds": [(name, reports.figure(limit))
+                       for name, limit in sorted(run.thresholds.items())],
         "ramp_s": run.station_count / run.ramp_per_second,
         # The charts' data, as a value for json_script (not a JSON string: it encodes).
         "report_data": report["summary"] if report else None,
         "progress": active.progress() if active else None,
     })
+
+
+def _shown(verdict: dict) -> dict:
+    return {**verdict, "checks": [
+        {**check, "limit_text": reports.figure(check["limit"]),
+         "measured_text": reports.figure(check["measured"])} for check in verdict["checks"]]}
 
 
 DOWNLOADS = {

@@ -45,9 +45,10 @@ async def test_bad_parameters_come_back_in_the_form_with_each_error_and_nothing_
     assert response.status_code == 400
     page = response.content.decode()
     errors = field_errors(page)
-    assert errors["stations"].startswith("Ensure this value is greater than or equal to 1")
-    assert errors["ramp"] == "Enter a number."
-    assert errors["duration"] == "Enter a number."
+    # The command line's words.
+    assert errors["stations"] == "the number of stations must be at least 1"
+    assert errors["ramp"] == "the ramp-up rate (stations per second) must be a positive number"
+    assert errors["duration"] == "the duration (seconds) must be a positive number"
     assert errors["scenario"].startswith("Select a valid choice. /etc/passwd is not one")
     assert "'p95' is not a known threshold" in errors["thresholds"]
     assert errors["password"] == "Enter the password again: it is not kept."
