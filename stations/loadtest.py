@@ -151,8 +151,9 @@ async def execute(run: LoadTestRun, stop: asyncio.Event, *, validate: bool = Tru
     """Run a load test in this process and store its report; returns the report.
 
     `on_load(load)` is given the LoadRun once it exists, for its progress."""
-    await sync_to_async(create_stations)(run)
+    load = None
     try:
+        await sync_to_async(create_stations)(run)
         configs = await sync_to_async(station_configs)(run_stations(run),
                                                        validate_schema=validate)
         configs = [replace(c, response_timeout=run.response_timeout_s) for c in configs]
@@ -162,14 +163,15 @@ async def execute(run: LoadTestRun, stop: asyncio.Event, *, validate: bool = Tru
             on_load(load)
         run.status, run.started_at = LoadTestRun.Status.RUNNING, timezone.now()
         await run.asave(update_fields=["status", "started_at"])
-        try:
-            snapshot = await load.run(stop)
-            run.status = _status(load.progress.end_reason)
-        except Exception as exc:
-            snapshot = load.metrics.snapshot()
-            run.status, run.error = LoadTestRun.Status.FAILED, repr(exc)
+        snapshot = await load.run(stop)
+        run.status = _status(load.progress.end_reason)
+    except Exception as exc:
+        # Whatever went wrong, the run gets a report of what it measured and says why.
+        snapshot = (load.metrics if load else metrics or RunMetrics()).snapshot()
+        run.status, run.error = LoadTestRun.Status.FAILED, repr(exc)
+    try:
         run.ended_at = timezone.now()
-        run.report = build_report(run, snapshot, load.progress.as_dict())
+        run.report = build_report(run, snapshot, load.progress.as_dict() if load else {})
         await run.asave(update_fields=["status", "ended_at", "report", "error"])
     finally:
         if not run.keep_stations:
@@ -293,7 +295,7 @@ def merge_progress(progresses: list[dict]) -> dict:
     merged = {key: max(p.get(key) or 0 for p in progresses)
               for key in ("elapsed_s", "ramp_s", "scenario_s", "drain_s", "duration_s",
                           "drain_limit_s")}
-    for key in ("stations", "stations_started", "unanswered"):
+    for key in ("stations", "stations_started", "unanswered", "queued"):
         merged[key] = sum(p.get(key) or 0 for p in progresses)
     reasons = [p.get("end_reason") for p in progresses]
     merged["end_reason"] = next((r for r in ("error", "stopped") if r in reasons),

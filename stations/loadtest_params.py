@@ -90,11 +90,12 @@ def resolve_scenario(name: str) -> ScenarioSource:
     that name, else the library's mixed.toml (or .json). Nothing else: no paths."""
     name = (name or "").strip()
     files = library()
-    path = files.get(name)
-    row = None if path else ScenarioRow.objects.filter(name=name).first() if name else None
-    if path is None and row is None:
-        path = next((files[name + suffix] for suffix in SCENARIO_SUFFIXES
-                     if name + suffix in files), None)
+    path, row = files.get(name), None
+    if path is None and name:
+        row = ScenarioRow.objects.filter(name=name).first()
+        if row is None:
+            path = next((files[name + suffix] for suffix in SCENARIO_SUFFIXES
+                         if name + suffix in files), None)
     if row is not None:
         try:
             return ScenarioSource(row.name, row.definition, row.format, row.parsed())

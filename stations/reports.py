@@ -87,6 +87,8 @@ def ran(report: dict) -> str:
         text += f"; {t['stations_started']} of {t['stations']} stations started"
     if t.get("unanswered"):
         text += f"; {t['unanswered']} stations' calls were unanswered when the drain ended"
+    if t.get("queued"):
+        text += f"; {t['queued']} transaction messages were still queued, never sent"
     reason = END_REASONS.get(t.get("end_reason"), t.get("end_reason") or "unknown")
     return f"{text}; ended because {reason}"
 

@@ -44,6 +44,8 @@ class RunProgress:
     end_reason: str | None = None
     # Stations whose CALL was still unanswered when the drain ran out.
     unanswered: int = 0
+    # Transaction messages still in the stations' outboxes at the end: never sent.
+    queued: int = 0
 
     def _span(self, start: float | None, end: float | None) -> float:
         if start is None:
@@ -65,6 +67,7 @@ class RunProgress:
             if self.ramp_ended is not None else 0.0,
             "drain_s": self._span(self.play_ended, self.drain_ended),
             "end_reason": self.end_reason, "unanswered": self.unanswered,
+            "queued": self.queued,
         }
 
 
@@ -176,6 +179,7 @@ class LoadRun:
             _, pending = await asyncio.wait(holds, timeout=self.progress.drain_limit_s)
         self.progress.drain_ended = time.monotonic()
         self.progress.unanswered = len(pending)
+        self.progress.queued = sum(len(station.outbox) for station in stations)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
