@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 
 from .config import StationConfig
 from .metrics import RunMetrics
-from .scenario import Scenario, ScenarioDriver, station_variables
+from .scenario import Scenario, station_variables
+from .scenario_driver import ScenarioDriver
 from .shard import Shard
 from .station import EventSink
 

@@ -11,7 +11,6 @@ import pytest
 from stations.engine.driver import Outcome
 from stations.engine.scenario import (
     TX_UPDATED_INTERVAL_KEY,
-    ScenarioDriver,
     ScenarioError,
     Step,
     charges,
@@ -23,6 +22,7 @@ from stations.engine.scenario import (
     station_plan,
     station_variables,
 )
+from stations.engine.scenario_driver import ScenarioDriver
 from stations.sandbox import Policy, SandboxCsms
 
 from .conftest import Fleet
