@@ -9,11 +9,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# Installs, and creates or updates the database (SQLite under var/, or DATABASE_URL), so
+# every manage.py command works on a fresh checkout.
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python manage.py migrate --noinput
 
 run: install
-	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setupdemo
 	$(BIN)/python manage.py runfleet --sandbox 9000
 

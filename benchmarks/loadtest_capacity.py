@@ -102,19 +102,20 @@ async def simulate(port: int, n: int, args: argparse.Namespace) -> dict:
         configs = [StationConfig(f"CAP-{i:06d}", url, evses=(EvseConfig(1),),
                                  validate_schema=not args.no_validation) for i in range(n)]
         metrics = steady_metrics()
+        # A run's duration includes its ramp: the planned ramp, then the scenario seconds.
         run = LoadRun(configs, parse_scenario(scenario_toml(args)), 1,
-                      ramp_per_second=RAMP, metrics=metrics)
-        stop, ramped = asyncio.Event(), []
+                      duration_s=n / RAMP + args.duration, ramp_per_second=RAMP,
+                      metrics=metrics)
+        stop = asyncio.Event()
         began = loop.time()
-        task = asyncio.ensure_future(run.run(stop, on_started=lambda: ramped.append(loop.time())))
-        # The scenario clock starts when the ramp ends; its end is where the steady part ends.
-        hard_end = began + n / RAMP + args.duration + SLACK_S
-        while (run.shard.online_count() < n and not task.done() and loop.time() < hard_end
-               and not (ramped and loop.time() > ramped[0] + args.duration - END_MARGIN_S)):
+        task = asyncio.ensure_future(run.run(stop))
+        # The run's end (then its drain) is where the steady part ends.
+        steady_end = began + n / RAMP + args.duration - END_MARGIN_S
+        while (run.shard.online_count() < n and not task.done()
+               and loop.time() < steady_end):
             await asyncio.sleep(0.1)
         online_start = run.shard.online_count()
         connect_s = loop.time() - began if online_start == n else None
-        steady_end = (ramped[0] if ramped else began) + args.duration - END_MARGIN_S
 
         lags: list[float] = []
         wall0, cpu0, csms0 = loop.time(), time.process_time(), await csms_cpu()
@@ -237,10 +238,11 @@ def report(args: argparse.Namespace, results: dict[int, dict]) -> None:
           "  celery -A fleet worker -Q engine --pool prefork --disable-prefetch -c 1\n"
           "and, on any one of them, the run that spreads the stations over them:\n"
           f"  python manage.py loadtest --csms-url ws://<csms>/<path> --stations {FLEET} "
-          f"--workers {machines} --scenario capacity.toml --ramp {RAMP * machines:g} "
-          f"--duration <s>{flags} --quiet")
+          f"--workers {machines} --scenario capacity --ramp {RAMP * machines:g} "
+          f"--duration <s, ramp included>{flags} --quiet")
     toml = "\n".join(f"  {line}".rstrip() for line in scenario_toml(args).splitlines())
-    print(f"with capacity.toml being the scenario measured here:\n{toml}")
+    print(f"with scenarios/capacity.toml (or a database scenario named capacity) being the "
+          f"scenario measured here:\n{toml}")
 
 
 def main() -> None:

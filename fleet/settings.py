@@ -168,6 +168,8 @@ FLEET_FRAME_LOG = envint("FLEET_FRAME_LOG", 100)
 # Seconds between an engine worker's writes of its Prometheus samples to Redis (scale-out).
 FLEET_METRICS_INTERVAL = float(env("FLEET_METRICS_INTERVAL", "5"))
 FLEET_ENGINE_QUEUE = "engine"
+# The scenario library: load tests take scenarios from this folder (or the database) only.
+FLEET_SCENARIO_DIR = Path(env("FLEET_SCENARIO_DIR", str(BASE_DIR / "scenarios")))
 # idTokens the dashboard offers; the sandbox CSMS rejects the ones it is told to.
 FLEET_DEMO_ID_TOKENS = envlist("FLEET_DEMO_ID_TOKENS", "TOKEN-001,TOKEN-002,TOKEN-003,BLOCKED-001")
 FLEET_SANDBOX_REJECTED_TOKENS = envlist("FLEET_SANDBOX_REJECTED_TOKENS", "BLOCKED-001")

@@ -63,6 +63,10 @@ class LoadTestRun(ConnectionSettings):
     # blank: one 22 kW EVSE with one connector each.
     template_name = models.CharField(max_length=100, blank=True)
     version = models.CharField(max_length=40, blank=True)
+    # Seconds a station waits for an answer; also how long the run drains at its end.
+    response_timeout_s = models.FloatField(default=30.0, validators=[MinValueValidator(0.1)])
+    # Threshold name -> limit (stations.engine.verdict): the scenario's, then the run's own.
+    thresholds = models.JSONField(default=dict, blank=True)
     report = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
 
@@ -75,3 +79,24 @@ class LoadTestRun(ConnectionSettings):
     @property
     def station_prefix(self) -> str:
         return f"LT{self.pk}-"
+
+    @property
+    def verdict(self) -> dict | None:
+        return (self.report or {}).get("verdict")
+
+    @property
+    def result(self) -> str:
+        """What the runs list shows: a completed run's verdict (when it had thresholds), or
+        how the run ended."""
+        if self.status != self.Status.COMPLETED:
+            return self.status
+        verdict = self.verdict
+        if verdict is None or not verdict["checks"]:
+            return self.status
+        return "passed" if verdict["passed"] else "failed"
+
+    @property
+    def ran_s(self) -> float | None:
+        if self.started_at and self.ended_at:
+            return (self.ended_at - self.started_at).total_seconds()
+        return None

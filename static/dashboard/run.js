@@ -1,66 +1,106 @@
-// A load-test run: live figures while it runs (polled), charts of the report once done.
+// A load-test run: live progress and charts while it runs (polled once a second, from the
+// server's own timeline, so a reload keeps the history), the report's charts once done.
 const main = document.querySelector("main[data-run-id]");
 const runId = main.dataset.runId;
+const active = main.dataset.active === "true";
 const line = document.querySelector("[data-live-line]");
+const progressBar = document.querySelector("[data-progress-bar]");
+const progressText = document.querySelector("[data-progress-text]");
 const statusBadge = document.querySelector("[data-run-status]");
-const series = { t: [], in: [], out: [], connected: [], p50: [], p95: [], p99: [] };
-let rateChart = null;
-let latencyChart = null;
+const POLL_MS = 1000;
+const PHASES = { pending: "starting", ramp: "ramp-up", scenario: "scenario",
+                 drain: "draining", done: "done" };
 
-function charts() {
-  const width = Math.min(900, document.querySelector("#rate-chart").clientWidth || 900);
-  rateChart = new uPlot({ title: "Messages per second and connected stations", width, height: 240,
-    series: [{}, { label: "in/s", stroke: "#2563eb" }, { label: "out/s", stroke: "#16a34a" },
-             { label: "connected", stroke: "#9333ea", scale: "n" }],
-    axes: [{}, {}, { scale: "n", side: 1 }] },
+// Seconds and latency windows by their start time: a poll replaces the last ones, which
+// were still filling when they were last sent.
+const seconds = new Map();
+const windows = new Map();
+let newest = null;
+
+function chartWidth() {
+  const box = document.querySelector(".run-charts");
+  return Math.max(280, Math.min(900, (box && box.clientWidth) || 900));
+}
+
+function makeCharts() {
+  const width = chartWidth();
+  const rate = new uPlot({ title: "Messages per second and connected stations", width, height: 240,
+    series: [{}, { label: "in/s", stroke: "#2563eb", width: 2 },
+             { label: "out/s", stroke: "#16a34a", width: 2 },
+             { label: "connected", stroke: "#9333ea", width: 2, scale: "n" }],
+    axes: [{}, {}, { scale: "n", side: 1, grid: { show: false } }] },
     [[], [], [], []], document.querySelector("#rate-chart"));
-  latencyChart = new uPlot({ title: "Latency (ms)", width, height: 240,
-    series: [{}, { label: "p50", stroke: "#16a34a" }, { label: "p95", stroke: "#f59e0b" },
-             { label: "p99", stroke: "#dc2626" }] },
+  const latency = new uPlot({ title: "Latency (ms)", width, height: 240,
+    series: [{}, { label: "p50", stroke: "#16a34a", width: 2 },
+             { label: "p95", stroke: "#f59e0b", width: 2 },
+             { label: "p99", stroke: "#dc2626", width: 2 }] },
     [[], [], [], []], document.querySelector("#latency-chart"));
+  return { rate, latency };
+}
+
+const charts = makeCharts();
+// For whoever looks at the page from a script (and the browser tests).
+window.runCharts = charts;
+window.addEventListener("resize", () => {
+  const width = chartWidth();
+  for (const chart of Object.values(charts)) chart.setSize({ width, height: 240 });
+});
+
+function add(timeline, latencyTimeline) {
+  for (const row of timeline) seconds.set(row.t, row);
+  for (const row of latencyTimeline) windows.set(row.t, row);
+  if (timeline.length) newest = timeline[timeline.length - 1].t;
 }
 
 function draw() {
-  rateChart.setData([series.t, series.in, series.out, series.connected]);
-  latencyChart.setData([series.t, series.p50, series.p95, series.p99]);
+  const rows = [...seconds.values()].sort((a, b) => a.t - b.t);
+  charts.rate.setData([rows.map(r => r.t), rows.map(r => r.msgs_in), rows.map(r => r.msgs_out),
+                       rows.map(r => r.connected)]);
+  const lat = [...windows.values()].sort((a, b) => a.t - b.t);
+  charts.latency.setData([lat.map(r => r.t), lat.map(r => r.p50), lat.map(r => r.p95),
+                          lat.map(r => r.p99)]);
+  document.querySelector("[data-no-chart]").hidden = rows.length > 0 || active;
 }
 
-function fromReport(summary) {
-  for (const row of summary.timeline) {
-    series.t.push(row.t); series.in.push(row.msgs_in); series.out.push(row.msgs_out);
-    series.connected.push(row.connected);
-  }
-  const latency = { t: [], p50: [], p95: [], p99: [] };
-  for (const row of summary.latency_timeline) {
-    latency.t.push(row.t); latency.p50.push(row.p50); latency.p95.push(row.p95);
-    latency.p99.push(row.p99);
-  }
-  rateChart.setData([series.t, series.in, series.out, series.connected]);
-  latencyChart.setData([latency.t, latency.p50, latency.p95, latency.p99]);
+function showProgress(progress, live) {
+  if (!progress || !progressBar) return;
+  const ran = Math.min(progress.ramp_s + progress.scenario_s, progress.duration_s);
+  progressBar.value = ran;
+  let text = `${ran.toFixed(0)} of ${progress.duration_s} s · ${PHASES[progress.phase] || progress.phase}`;
+  if (progress.phase === "drain") text += ` (up to ${progress.drain_limit_s} s)`;
+  progressText.textContent = text;
+  line.textContent = `${live.connected} of ${progress.stations} stations connected · ` +
+    `${live.msgs_in_per_s.toFixed(0)} msgs/s in · ${live.msgs_out_per_s.toFixed(0)} out · ` +
+    `p95 ${live.latency_ms.p95 == null ? "—" : live.latency_ms.p95.toFixed(1) + " ms"} · ` +
+    `errors ${live.errors} · timeouts ${live.timeouts}`;
 }
 
 async function poll() {
-  const response = await fetch(`/runs/${runId}/live.json`, { credentials: "same-origin" });
-  const data = await response.json();
-  if (!data.running) {
-    // The report is written: reload once to show it.
-    if (main.dataset.active === "true") location.reload();
+  let data;
+  try {
+    const query = newest === null ? "" : `?since=${newest}`;
+    const response = await fetch(`/runs/${runId}/live.json${query}`,
+                                 { credentials: "same-origin" });
+    data = await response.json();
+  } catch (err) {
+    setTimeout(poll, POLL_MS * 2);
     return;
   }
-  const live = data.live;
-  const now = Date.now() / 1000;
-  series.t.push(now); series.in.push(live.msgs_in_per_s); series.out.push(live.msgs_out_per_s);
-  series.connected.push(live.connected);
-  series.p50.push(live.latency_ms.p50); series.p95.push(live.latency_ms.p95);
-  series.p99.push(live.latency_ms.p99);
-  line.textContent = `${live.connected} connected · ${live.msgs_in_per_s.toFixed(0)} in/s · ` +
-    `${live.msgs_out_per_s.toFixed(0)} out/s · errors ${live.errors} · timeouts ${live.timeouts}`;
+  if (!data.running) {
+    // The report is stored: show it.
+    location.reload();
+    return;
+  }
   statusBadge.textContent = data.status;
+  add(data.recent.timeline, data.recent.latency_timeline);
+  showProgress(data.progress, data.live);
   draw();
-  setTimeout(poll, 1000);
+  setTimeout(poll, POLL_MS);
 }
 
-charts();
 const report = JSON.parse(document.getElementById("report-data").textContent);
-if (report) fromReport(report);
-if (main.dataset.active === "true") poll();
+if (report) {
+  add(report.timeline, report.latency_timeline);
+  draw();
+}
+if (active) poll();

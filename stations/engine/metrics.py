@@ -24,8 +24,9 @@ KEEP_S = 4 * 3600
 CALL, CALLRESULT = 2, 3
 COLUMNS = ("msgs_in", "msgs_out", "errors", "timeouts", "connected")
 IN, OUT, ERRORS, TIMEOUTS, CONNECTED = range(len(COLUMNS))
-_KINDS = frozenset(("connection", "boot", "transaction", "authorize", "call_timeout",
-                    "call_failed"))
+_KINDS = frozenset(("connection", "boot", "authorize", "call_timeout", "call_failed"))
+# A transaction counts when its TransactionEvent goes to the CSMS, not when it is queued:
+# one queued at the end of a run, or while offline, may never be delivered.
 _TRANSACTION_STEPS = {"Started": "started", "Ended": "completed"}
 
 
@@ -46,6 +47,20 @@ def _percentiles(histogram: HdrHistogram, percentiles=PERCENTILES) -> dict:
         return {f"p{p}": None for p in percentiles}
     values = histogram.get_percentile_to_value_dict(list(percentiles))
     return {f"p{p}": _ms(values[p]) for p in percentiles}
+
+
+def _latency_summary(histogram: HdrHistogram, sum_us: float) -> dict:
+    answered = histogram.get_total_count()
+    return _percentiles(histogram) | {
+        "max": _ms(histogram.get_max_value()) if answered else None,
+        "mean": _ms(sum_us / answered) if answered else None,
+    }
+
+
+def _window_row(index: int, window_s: float, histogram: HdrHistogram) -> dict:
+    start = index * window_s
+    return {"t": int(start) if start == int(start) else start} | _percentiles(
+        histogram, LIVE_PERCENTILES)
 
 
 def _bump(counts: dict, key) -> None:
@@ -152,6 +167,10 @@ class RunMetrics:
             row[OUT] += 1
             if message_type_id == CALL:
                 self._action(action).requests += 1
+                if action == "TransactionEvent":
+                    step = _TRANSACTION_STEPS.get(payload.get("eventType"))
+                    if step:
+                        self._transactions[step] += 1
             return
         self.msgs_in += 1
         row[IN] += 1
@@ -195,10 +214,6 @@ class RunMetrics:
             self._on_connection(station_id, data)
         elif kind == "boot":
             _bump(self._boot, data.get("status", "unknown"))
-        elif kind == "transaction":
-            step = _TRANSACTION_STEPS.get(data.get("eventType"))
-            if step:
-                self._transactions[step] += 1
         elif kind == "authorize" and data.get("status") != "Accepted":
             self._transactions["rejected"] += 1
         elif kind == "call_timeout":
@@ -248,12 +263,15 @@ class RunMetrics:
             "timeouts": self.timeouts,
         }
 
-    def _timeline(self, now_sec: int) -> dict:
-        """Dense from the first kept second to now, so shards add up second by second."""
+    def _timeline(self, now_sec: int, since: int | None = None) -> dict:
+        """Dense from the first kept second (or `since`) to now, so shards add up second by
+        second."""
         if not self._seconds:
             return {"start": None} | {column: [] for column in COLUMNS}
         last = max(max(self._seconds), now_sec)
         first = max(min(self._seconds), last - self.keep_s + 1)
+        if since is not None:
+            first = min(max(first, since), last)
         earlier = [t for t in self._seconds if t < first]
         connected = self._seconds[max(earlier)][CONNECTED] if earlier else 0
         columns = [[] for _ in COLUMNS]
@@ -263,6 +281,24 @@ class RunMetrics:
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         return {"start": first} | dict(zip(COLUMNS, columns, strict=True))
+
+    def recent(self, since: float | None = None) -> dict:
+        """What a live chart adds to what it has: the seconds from `since` to now, and the
+        latency windows from the one holding `since`. The last second and window are still
+        filling, so a caller asks again from them and replaces them."""
+        now = self._clock()
+        timeline = self._timeline(int(now), None if since is None else int(since))
+        rows = [] if timeline["start"] is None else [
+            {"t": timeline["start"] + i} | {c: timeline[c][i] for c in COLUMNS}
+            for i in range(len(timeline["msgs_in"]))]
+        first = None if since is None else int(since // self.window_s)
+        windows = {index: HdrHistogram.decode(text) for index, text in self._windows.items()
+                   if first is None or index >= first}
+        if self._window is not None and (first is None or self._window[0] >= first):
+            windows[self._window[0]] = self._window[1]
+        return {"timeline": rows,
+                "latency_timeline": [_window_row(index, self.window_s, windows[index])
+                                     for index in sorted(windows)]}
 
     def snapshot(self) -> dict:
         windows = {str(index): text for index, text in self._windows.items()}
@@ -322,28 +358,32 @@ class RunMetrics:
     def summary(snapshot: dict) -> dict:
         counts = snapshot["counts"]
         actions = {}
+        every = _histogram()
+        calls = {"requests": 0, "responses": 0, "errors": 0, "timeouts": 0}
+        latency_sum_us = 0
         for name, stats in sorted(counts["actions"].items()):
             histogram = HdrHistogram.decode(snapshot["latency"][name])
-            answered = histogram.get_total_count()
-            latency = _percentiles(histogram) | {
-                "max": _ms(histogram.get_max_value()) if answered else None,
-                "mean": _ms(stats["latency_sum_us"] / answered) if answered else None,
-            }
+            every.add(histogram)
+            latency_sum_us += stats["latency_sum_us"]
             actions[name] = {"requests": stats["requests"], "responses": stats["responses"],
                              "errors": dict(sorted(stats["errors"].items())),
-                             "timeouts": stats["timeouts"], "latency_ms": latency}
+                             "timeouts": stats["timeouts"],
+                             "latency_ms": _latency_summary(histogram, stats["latency_sum_us"])}
+            for key in ("requests", "responses", "timeouts"):
+                calls[key] += stats[key]
+            calls["errors"] += sum(stats["errors"].values())
+        # Every CALL the stations sent, whatever its action: what a threshold without an
+        # action checks.
+        calls["latency_ms"] = _latency_summary(every, latency_sum_us)
         timeline = snapshot["timeline"]
         rows = [{"t": timeline["start"] + i} | {c: timeline[c][i] for c in COLUMNS}
                 for i in range(len(timeline["msgs_in"]))]
         window_s, windows = snapshot["window_s"], snapshot["latency_windows"]
-        latency_timeline = []
-        for index in sorted(windows, key=int):
-            start = int(index) * window_s
-            latency_timeline.append({"t": int(start) if start == int(start) else start}
-                                    | _percentiles(HdrHistogram.decode(windows[index]),
-                                                   LIVE_PERCENTILES))
+        latency_timeline = [_window_row(int(index), window_s, HdrHistogram.decode(windows[index]))
+                            for index in sorted(windows, key=int)]
         return {
             "actions": actions,
+            "calls": calls,
             "csms_requests": dict(sorted(counts["csms_requests"].items())),
             "connections": _add_counts({"peak_connected": snapshot["peak_connected"]},
                                        counts["connections"]),

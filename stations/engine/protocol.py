@@ -192,6 +192,14 @@ class OcppPeer(ChargePoint):
             finally:
                 self._pending = None
 
+    async def hold_calls(self) -> None:
+        """Once the CALL in flight (and any already waiting) is done, start no more until
+        release_calls(): how a load test ends without cutting a call in half."""
+        await self._call_lock.acquire()
+
+    def release_calls(self) -> None:
+        self._call_lock.release()
+
     def _resolve(self, frame: list) -> None:
         type_id, unique_id = frame[0], frame[1]
         pending = self._pending

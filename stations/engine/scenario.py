@@ -1,17 +1,16 @@
 """Load-test scenarios: what the drivers and networks of a fleet do, seeded and repeatable.
 
 A scenario (TOML or JSON) has optional sections: boot storm, steady faults, charging
-sessions, reconnect storm. A station's steps depend only on (seed, station id, scenario),
-so a fleet split over any number of shards does what it does in one process.
+sessions, reconnect storm, and the thresholds a run must meet. A station's steps depend
+only on (seed, station id, scenario), so a fleet split over any number of shards does what
+it does in one process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import json
-import logging
 import math
 import random
 import tomllib
@@ -19,9 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from .driver import Outcome
-
-LOGGER = logging.getLogger(__name__)
+from .device_model_catalog import SUPPORTED_MEASURANDS
+from .verdict import ThresholdError, check_thresholds
 
 DISTRIBUTIONS = {
     "fixed": ("value_s",),
@@ -33,6 +31,13 @@ DISTRIBUTIONS = {
 ZIPF_A = 1.2
 ID_TOKEN_MAX_LENGTH = 36  # IdTokenType.idToken in OCPP 2.0.1
 TX_UPDATED_INTERVAL_KEY = "SampledDataCtrlr/TxUpdatedInterval/Actual"
+# What a scenario's measurand lists set: the samples at the start, during and at the end
+# of a transaction (OCPP 2.0.1 Part 2, SampledDataCtrlr; J02).
+MEASURAND_KEYS = {
+    "started_measurands": "SampledDataCtrlr/TxStartedMeasurands/Actual",
+    "measurands": "SampledDataCtrlr/TxUpdatedMeasurands/Actual",
+    "ended_measurands": "SampledDataCtrlr/TxEndedMeasurands/Actual",
+}
 
 POSITIVE = (lambda v: v > 0, "must be > 0")
 NOT_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
@@ -109,6 +114,17 @@ class Transactions:
     gaps: Distribution = _field(Distribution)
     id_tokens: IdTokens = _field(IdTokens, None, IdTokens())
     meter_interval_s: int | None = _field("int", (lambda v: v >= 1, "must be >= 1"), None)
+    # Measurands sampled during (measurands), at the start and at the end of a session;
+    # unset leaves the station's own SampledDataCtrlr values.
+    measurands: tuple[str, ...] | None = _field("measurands", None, None)
+    started_measurands: tuple[str, ...] | None = _field("measurands", None, None)
+    ended_measurands: tuple[str, ...] | None = _field("measurands", None, None)
+    # What the driver does first: plug in, then present the card (E02, Cable Plugin
+    # First), or present the card, then plug in (E03, IdToken First).
+    start: str = _field(("plug-in", "token"), None, "plug-in")
+    # After start="token": the walk from the card reader to the car's charging port. A
+    # wait longer than the station's TxCtrlr.EVConnectionTimeOut lets the authorization lapse.
+    plug_in_after_s: float = _field("number", NOT_NEGATIVE, 5.0)
     stop: str = _field(("token", "unplug"), None, "token")
     # After stop="token": the driver walks back to the car and takes the cable out.
     unplug_after_s: float = _field("number", NOT_NEGATIVE, 2.0)
@@ -131,6 +147,9 @@ class Scenario:
     steady: Steady | None = _field(Steady, None, None)
     transactions: Transactions | None = _field(Transactions, None, None)
     reconnect: Reconnect | None = _field(Reconnect, None, None)
+    # Name -> limit (see verdict.py): what a run of this scenario must meet to pass.
+    thresholds: dict[str, float] = field(default_factory=dict, hash=False,
+                                         metadata={"kind": "thresholds", "check": None})
 
 
 # -- reading and writing ---------------------------------------------------------------
@@ -186,7 +205,7 @@ def _read(cls, data, prefix: str):
     for f in known:
         if f.name in data:
             values[f.name] = _value(data[f.name], f, prefix + f.name)
-        elif f.default is MISSING or cls is Distribution:
+        elif (f.default is MISSING and f.default_factory is MISSING) or cls is Distribution:
             raise ScenarioError(f"{prefix}{f.name} is required")
     result = cls(**values)
     problem = result.problem() if hasattr(result, "problem") else None
@@ -199,6 +218,15 @@ def _value(raw, f, name: str):
     kind, check = f.metadata["kind"], f.metadata["check"]
     if isinstance(kind, type):
         return _read(kind, raw, name + ".")
+    if kind == "thresholds":
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{name} must be a table of NAME = LIMIT")
+        try:
+            return check_thresholds(raw)
+        except ThresholdError as exc:
+            raise ScenarioError(f"{name}: {exc}") from None
+    if kind == "measurands":
+        return _measurands(raw, name)
     if isinstance(kind, tuple):
         if raw not in kind:
             raise ScenarioError(f"{name} must be one of: {', '.join(kind)} (got {raw!r})")
@@ -217,6 +245,17 @@ def _value(raw, f, name: str):
     return raw
 
 
+def _measurands(raw, name: str) -> tuple[str, ...]:
+    if not isinstance(raw, list | tuple) or not raw or not all(isinstance(m, str) for m in raw):
+        raise ScenarioError(f"{name} must be a list of measurand names, as in "
+                            '["Energy.Active.Import.Register", "Power.Active.Import"]')
+    unknown = [m for m in raw if m not in SUPPORTED_MEASURANDS]
+    if unknown:
+        raise ScenarioError(f"{name}: {', '.join(map(repr, unknown))} cannot be sampled; "
+                            f"the stations measure {', '.join(SUPPORTED_MEASURANDS)}")
+    return tuple(dict.fromkeys(raw))
+
+
 # -- planning ----------------------------------------------------------------------------
 
 
@@ -232,7 +271,7 @@ class Step:
         return dict(self.args)
 
 
-def _seed(scenario: Scenario, seed: int | None) -> int:
+def effective_seed(scenario: Scenario, seed: int | None) -> int:
     return seed if seed is not None else (scenario.seed or 0)
 
 
@@ -244,7 +283,9 @@ def _rng(seed: int, station_id: str, part: str) -> random.Random:
 def charges(scenario: Scenario, seed: int | None, station_id: str) -> bool:
     """Whether this station runs sessions; a higher share keeps the stations it had."""
     tx = scenario.transactions
-    return tx is not None and _rng(_seed(scenario, seed), station_id, "tx").random() < tx.share
+    if tx is None:
+        return False
+    return _rng(effective_seed(scenario, seed), station_id, "tx").random() < tx.share
 
 
 @functools.cache
@@ -266,7 +307,7 @@ def _token_picker(tokens: IdTokens, rng: random.Random) -> Callable[[], str]:
 def station_plan(
     scenario: Scenario, seed: int | None, station_id: str, evse_ids: list[int]
 ) -> list[Step]:
-    seed = _seed(scenario, seed)
+    seed = effective_seed(scenario, seed)
     end = scenario.duration_s
     steps: list[Step] = []
 
@@ -281,7 +322,13 @@ def station_plan(
             pick = _token_picker(tx.id_tokens, rng)
             t = tx.gaps.sample(rng)
             while t < end:
-                add(t, "start_charging", evse_id=evse_id, id_token=pick())
+                if tx.start == "token":
+                    # E03: the card first; the session starts when the cable is in.
+                    add(t, "present_token", evse_id=evse_id, id_token=pick())
+                    t += tx.plug_in_after_s
+                    add(t, "plug_in", evse_id=evse_id)
+                else:
+                    add(t, "start_charging", evse_id=evse_id, id_token=pick())
                 t += tx.sessions.sample(rng)
                 if tx.stop == "token":
                     add(t, "stop_charging", evse_id=evse_id)
@@ -322,84 +369,14 @@ def plan(scenario: Scenario, seed: int | None, stations: Mapping[str, list[int]]
 
 
 def station_variables(scenario: Scenario) -> dict[str, str]:
-    interval = scenario.transactions and scenario.transactions.meter_interval_s
-    return {TX_UPDATED_INTERVAL_KEY: str(interval)} if interval else {}
-
-
-# -- performing --------------------------------------------------------------------------
-
-ACTIONS = {
-    "start_charging": lambda st, evse_id, id_token: st.start_charging(evse_id, id_token),
-    "stop_charging": lambda st, evse_id: st.stop_charging(evse_id),
-    "unplug": lambda st, evse_id: st.unplug(evse_id),
-    "set_fault": lambda st, evse_id: st.set_fault(evse_id, True),
-    "clear_fault": lambda st, evse_id: st.set_fault(evse_id, False),
-    "disconnect": lambda st: st.go_offline(),
-    "connect": lambda st: st.go_online(),
-}
-
-
-class ScenarioDriver:
-    """Performs a scenario on the stations of one shard (a Shard or a dict of Stations).
-
-    Start it once the stations exist (after `Shard.start` returned): the plan covers the
-    stations present when `run` begins.
-    """
-
-    def __init__(self, scenario: Scenario, seed: int | None, stations, *,
-                 clock: Callable[[], float] | None = None,
-                 on_step: Callable[[Step, Outcome], None] | None = None):
-        self.scenario = scenario
-        self.seed = _seed(scenario, seed)
-        self.stations: Mapping = getattr(stations, "stations", stations)
-        self.clock = clock
-        self.on_step = on_step
-        self.steps: list[Step] = []
-        self.log: list[tuple[Step, str]] = []
-        # How late a step was dispatched at worst: the sign of an overloaded loop.
-        self.max_lag_s = 0.0
-
-    async def run(self) -> None:
-        clock = self.clock or asyncio.get_running_loop().time
-        evses = {sid: sorted(station.evses) for sid, station in self.stations.items()}
-        self.steps = plan(self.scenario, self.seed, evses)
-        pending: set[asyncio.Task] = set()
-        last: dict[str, asyncio.Task] = {}
-        began = clock()
-        try:
-            for step in self.steps:
-                delay = step.at_s - (clock() - began)
-                self.max_lag_s = max(self.max_lag_s, -delay)
-                # Sleeping even when late lets the actions already under way progress.
-                await asyncio.sleep(max(delay, 0))
-                # Actions wait for the CSMS (Authorize): each runs in its own task, so one
-                # slow answer does not hold up the schedule of every other station.
-                task = asyncio.ensure_future(self._perform(step, last.get(step.station_id)))
-                last[step.station_id] = task
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            await asyncio.sleep(max(self.scenario.duration_s - (clock() - began), 0))
-        finally:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _perform(self, step: Step, before: asyncio.Task | None) -> None:
-        # A driver does not unplug while the card reader still waits for the CSMS.
-        if before is not None and not before.done():
-            await asyncio.wait({before})
-        station = self.stations.get(step.station_id)
-        try:
-            if station is None:
-                outcome = Outcome(False, "Missing", "the station is not running")
-            else:
-                outcome = await ACTIONS[step.action](station, **step.kwargs)
-        except Exception as exc:
-            LOGGER.warning("%s: %s failed: %r", step.station_id, step.action, exc)
-            outcome = Outcome(False, "Error", f"{type(exc).__name__}: {exc}")
-        self.log.append((step, outcome.status))
-        if self.on_step is not None:
-            try:
-                self.on_step(step, outcome)
-            except Exception:
-                LOGGER.exception("on_step failed for %s", step)
+    """Device-model values the scenario sets on every station (SampledDataCtrlr)."""
+    tx = scenario.transactions
+    if tx is None:
+        return {}
+    variables = {TX_UPDATED_INTERVAL_KEY: str(tx.meter_interval_s)} if tx.meter_interval_s \
+        else {}
+    for attribute, key in MEASURAND_KEYS.items():
+        measurands = getattr(tx, attribute)
+        if measurands:
+            variables[key] = ",".join(measurands)
+    return variables

@@ -102,9 +102,8 @@ def test_boot_transactions_authorizations_and_other_events():
     m = RunMetrics(clock=Clock())
     for status in ("Pending", "Accepted", "Accepted", "Rejected", "Failed"):
         m.event("CS-1", "boot", {"status": status, "interval": 60})
-    for step in ("Started", "Updated", "Updated", "Ended", "Started"):
-        m.event("CS-1", "transaction", {"eventType": step, "evse_id": 1,
-                                        "transactionInfo": {"transactionId": "t1"}})
+    for n, step in enumerate(("Started", "Updated", "Updated", "Ended", "Started")):
+        m.frame("CS-1", "out", 2, f"tx{n}", "TransactionEvent", {"eventType": step}, None)
     for status in ("Accepted", "Invalid", "Blocked", "Accepted", "Unknown"):
         m.event("CS-1", "authorize", {"id_token": "T", "status": status})
     m.event("CS-1", "evse", {"id": 1})
@@ -112,6 +111,50 @@ def test_boot_transactions_authorizations_and_other_events():
     report = RunMetrics.summary(m.snapshot())
     assert report["boot"] == {"Accepted": 2, "Failed": 1, "Pending": 1, "Rejected": 1}
     assert report["transactions"] == {"started": 2, "completed": 1, "rejected": 3}
+
+
+def test_a_transaction_counts_as_started_when_its_transaction_event_is_sent_not_queued():
+    m = RunMetrics(clock=Clock())
+    # Queued in the outbox (the run may end, or the station go offline, before it leaves).
+    m.event("CS-1", "transaction", {"eventType": "Started", "evse_id": 1,
+                                    "transactionInfo": {"transactionId": "t1"}})
+    assert RunMetrics.summary(m.snapshot())["transactions"]["started"] == 0
+    m.frame("CS-1", "out", 2, "u1", "TransactionEvent", {"eventType": "Started"}, None)
+    m.frame("CS-1", "out", 2, "u2", "TransactionEvent", {"eventType": "Ended"}, None)
+    assert RunMetrics.summary(m.snapshot())["transactions"] == {
+        "started": 1, "completed": 1, "rejected": 0}
+
+
+def test_the_summary_totals_every_call_with_one_latency_over_all_actions():
+    m = RunMetrics(clock=Clock())
+    for ms in range(1, 101):
+        call(m, "CS-1", "Heartbeat", ms)
+    call(m, "CS-1", "Authorize", 1000)
+    call(m, "CS-1", "Authorize", 5, error="InternalError")
+    call(m, "CS-1", "Authorize")
+    m.event("CS-1", "call_timeout", {"action": "Authorize"})
+    calls = RunMetrics.summary(m.snapshot())["calls"]
+    assert {k: calls[k] for k in ("requests", "responses", "errors", "timeouts")} == {
+        "requests": 103, "responses": 101, "errors": 1, "timeouts": 1}
+    assert calls["latency_ms"]["max"] == pytest.approx(1000, rel=1e-3)
+    assert calls["latency_ms"]["p50"] == pytest.approx(50, abs=1)
+
+
+def test_recent_gives_the_seconds_and_windows_since_a_time_for_a_live_chart():
+    clock = Clock(100.0)
+    m = RunMetrics(clock=clock, window_s=5)
+    for t in range(100, 120):
+        clock.t = t + 0.5
+        call(m, "CS-1", "Heartbeat", t - 99)
+    everything = m.recent()
+    assert [row["t"] for row in everything["timeline"]] == list(range(100, 120))
+    assert [row["t"] for row in everything["latency_timeline"]] == [100, 105, 110, 115]
+    later = m.recent(since=113)
+    assert [row["t"] for row in later["timeline"]] == list(range(113, 120))
+    assert later["timeline"][0]["msgs_out"] == 1 and later["timeline"][0]["msgs_in"] == 1
+    assert [row["t"] for row in later["latency_timeline"]] == [110, 115]
+    assert later["latency_timeline"][-1]["p99"] == pytest.approx(20, rel=1e-2)
+    assert m.recent(since=500)["timeline"][-1]["t"] == 119, "nothing newer: the last second"
 
 
 def test_timeline_per_second_with_connected_carried_over_idle_seconds():

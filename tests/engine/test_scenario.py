@@ -11,7 +11,6 @@ import pytest
 from stations.engine.driver import Outcome
 from stations.engine.scenario import (
     TX_UPDATED_INTERVAL_KEY,
-    ScenarioDriver,
     ScenarioError,
     Step,
     charges,
@@ -23,6 +22,7 @@ from stations.engine.scenario import (
     station_plan,
     station_variables,
 )
+from stations.engine.scenario_driver import ScenarioDriver
 from stations.sandbox import Policy, SandboxCsms
 
 from .conftest import Fleet
@@ -153,6 +153,18 @@ TX = {"sessions": {"dist": "fixed", "value_s": 1}, "gaps": {"dist": "fixed", "va
         ({**VALID, "reconnect": {"at_s": 1}}, "reconnect.down_s is required"),
         ({**VALID, "steady": {"status_changes_per_hour": -1}},
          "steady.status_changes_per_hour must be >= 0"),
+        ({**VALID, "transactions": {**TX, "start": "walk-up"}}, "transactions.start must be"),
+        ({**VALID, "transactions": {**TX, "measurands": ["Power.Reactive.Import"]}},
+         "transactions.measurands: 'Power.Reactive.Import' cannot be sampled"),
+        ({**VALID, "transactions": {**TX, "ended_measurands": "SoC"}},
+         "transactions.ended_measurands must be a list of measurand names"),
+        ({**VALID, "thresholds": {"p95": 10}}, "thresholds: 'p95' is not a known threshold"),
+        ({**VALID, "thresholds": {"p95_ms": {"Authorise": 10}}},
+         "thresholds: 'Authorise' in 'p95_ms.Authorise' is not an OCPP 2.0.1 action"),
+        ({**VALID, "thresholds": {"call_error_rate": 5}},
+         "thresholds: the limit of call_error_rate must be between 0 and 1"),
+        ({**VALID, "thresholds": {"boot_accepted_share": "all"}},
+         "thresholds: the limit of boot_accepted_share must be a number"),
     ],
 )
 def test_bad_scenarios_name_the_field(data, expected):
@@ -242,6 +254,56 @@ def test_a_session_starts_stops_and_unplugs_in_turn():
     )
     assert [x.action for x in unplug_only[:3]] == ["start_charging", "unplug", "start_charging"]
     assert len(set(steps)) == len(steps), "steps are hashable"
+
+
+def test_e03_a_driver_may_present_the_card_before_plugging_in():
+    tx = {
+        "sessions": {"dist": "fixed", "value_s": 100},
+        "gaps": {"dist": "fixed", "value_s": 50},
+        "start": "token", "plug_in_after_s": 8, "unplug_after_s": 10,
+    }
+    steps = station_plan(scenario(transactions=tx), 1, "CS-1", [1])
+    assert [(x.at_s, x.action) for x in steps[:5]] == [
+        (50, "present_token"), (58, "plug_in"), (158, "stop_charging"), (168, "unplug"),
+        (218, "present_token"),
+    ]
+    assert set(steps[0].kwargs) == {"evse_id", "id_token"} and steps[1].kwargs == {"evse_id": 1}
+    assert scenario(transactions=TX).transactions.start == "plug-in", "E02 stays the default"
+
+
+def test_a_scenario_chooses_the_measurands_its_stations_sample():
+    s = scenario(transactions={**TX, "meter_interval_s": 30,
+                               "measurands": ["Energy.Active.Import.Register", "SoC"],
+                               "ended_measurands": ["Energy.Active.Import.Register",
+                                                    "Power.Active.Import"]})
+    assert station_variables(s) == {
+        TX_UPDATED_INTERVAL_KEY: "30",
+        "SampledDataCtrlr/TxUpdatedMeasurands/Actual": "Energy.Active.Import.Register,SoC",
+        "SampledDataCtrlr/TxEndedMeasurands/Actual":
+            "Energy.Active.Import.Register,Power.Active.Import",
+    }
+    assert scenario_from_dict(scenario_to_dict(s)) == s
+
+
+def test_thresholds_read_as_names_and_limits_in_toml_tables_or_quoted_keys():
+    s = parse_scenario('''
+name = "gated"
+duration_s = 60
+
+[thresholds]
+p95_ms = 800
+"p99_ms.Authorize" = 1500
+call_error_rate = 0.01
+boot_accepted_share = 1
+
+[thresholds.timeout_rate]
+TransactionEvent = 0
+''')
+    assert s.thresholds == {"p95_ms": 800.0, "p99_ms.Authorize": 1500.0,
+                            "call_error_rate": 0.01, "boot_accepted_share": 1.0,
+                            "timeout_rate.TransactionEvent": 0.0}
+    assert parse_scenario(json.dumps(scenario_to_dict(s)), format="json") == s
+    assert scenario().thresholds == {}
 
 
 def test_faults_are_cleared_before_the_next_one():
@@ -382,6 +444,36 @@ async def test_the_driver_runs_a_scenario_on_real_stations(csms, fleet):
     }
     assert {step.station_id for step in steps} == set(STATION_IDS)
     assert first.steps == plan(scenario_from_dict(TINY), 9, {sid: [1] for sid in STATION_IDS})
+
+
+async def test_e03_card_first_sessions_and_chosen_measurands_on_real_stations(csms, fleet):
+    s = scenario_from_dict({
+        "name": "card-first", "duration_s": 3,
+        "transactions": {
+            "sessions": {"dist": "fixed", "value_s": 1.5},
+            "gaps": {"dist": "fixed", "value_s": 0.2},
+            "start": "token", "plug_in_after_s": 0.3, "meter_interval_s": 1,
+            "measurands": ["Energy.Active.Import.Register", "SoC"],
+        },
+    })
+    station = await fleet.start(station_id="LT-1", variables=station_variables(s))
+    driver = ScenarioDriver(s, 1, {"LT-1": station})
+    await asyncio.wait_for(driver.run(), 6)
+    assert [step.action for step, _ in driver.log][:3] == [
+        "present_token", "plug_in", "stop_charging"]
+    assert {status for _, status in driver.log} == {"Accepted"}
+    authorized = csms.received.index(next(r for r in csms.received if r.action == "Authorize"))
+    occupied = next(i for i, r in enumerate(csms.received) if r.action == "StatusNotification"
+                    and r.payload["connectorStatus"] == "Occupied")
+    assert authorized < occupied, "the card came before the cable"
+    events = csms.messages("LT-1", "TransactionEvent")
+    assert events[0]["eventType"] == "Started"
+    assert events[0]["triggerReason"] == "CablePluggedIn"
+    updated = [e for e in events if e["eventType"] == "Updated" and "meterValue" in e]
+    assert updated, "meter values during the session"
+    for event in updated:
+        measurands = {v["measurand"] for mv in event["meterValue"] for v in mv["sampledValue"]}
+        assert measurands == {"Energy.Active.Import.Register", "SoC"}
 
 
 class Flaky:

@@ -22,12 +22,13 @@ async def test_two_workers_report_merged_metrics_equal_to_the_sum_of_their_parts
         await asyncio.to_thread(cluster.create_database)
         cluster.start_worker("w1", concurrency=1)
         cluster.start_worker("w2", concurrency=1)
-        scenario = tmp_path / "scenario.toml"
-        scenario.write_text(SCENARIO)
+        # Scenarios come from the library or the database.
+        await cluster.python("from stations.models import Scenario; "
+                             f"Scenario.objects.create(name='short-mix', definition={SCENARIO!r})")
         report_path = tmp_path / "report.json"
         await asyncio.to_thread(
             cluster.manage, "loadtest", "--csms-url", url, "--stations", "40", "--ramp", "80",
-            "--scenario", str(scenario), "--workers", "2", "--quiet", "--json",
+            "--scenario", "short-mix", "--workers", "2", "--quiet", "--json",
             str(report_path), timeout=120)
         report = json.loads(report_path.read_text())
         logs = cluster.log("w1") + "\n" + cluster.log("w2")
@@ -46,6 +47,8 @@ async def test_two_workers_report_merged_metrics_equal_to_the_sum_of_their_parts
         counted[r.action] = counted.get(r.action, 0) + 1
     for action in ("BootNotification", "StatusNotification", "TransactionEvent"):
         assert summary["actions"][action]["requests"] == counted[action], action
+    timings = report["run"]["timings"]
+    assert timings["end_reason"] == "duration" and timings["stations"] == 40
     assert logs.count("stations.run_load_part") >= 2
     assert "w1@" in logs and "w2@" in logs
     assert csms.violations == []
