@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from .config import StationConfig
 from .connection import ConnectFailed, open_connection, ssl_context
-from .device_model import DeviceModel
+from .device_model.model import DeviceModel
 from .driver import CALL_FAILURES, DriverActions
 from .evse import Evse, utc_now
 from .flag import Flag
