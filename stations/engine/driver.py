@@ -1,24 +1,19 @@
 """What a driver or technician does at a station: plug in, present a card, fault, reboot.
 
 Each action returns an Outcome, so whoever asked (a dashboard button, a load-test
-scenario, a test) learns whether it was done and, if not, why.
+scenario, a test) learns whether it was done and, if not, why. The actions speak of what
+people do, in no protocol's words: the station's blocks turn them into its messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
-
-from .protocol import CallErrorReceived, ProtocolViolation
 
 if TYPE_CHECKING:
     from .evse import Evse
 
-LOGGER = logging.getLogger(__name__)
-
-CALL_FAILURES = (CallErrorReceived, ProtocolViolation, asyncio.TimeoutError)
 # Reset(Immediate) waits this long for Ended events to go out before rebooting.
 RESET_FLUSH_S = 10.0
 
@@ -74,31 +69,11 @@ class DriverActions:
             return Outcome(True, "Stopped")
         if not evse.operative or not self.operative or evse.faulted:
             return Outcome(False, "Rejected", "EVSE is not available")
-        status = await self.authorize(token)
+        status = await self.authorization.authorize(token)
         if status != "Accepted":
             return Outcome(False, status, "idToken not accepted")
         evse.authorize(token, "Authorized")
         return Outcome(True, "Accepted")
-
-    async def authorize(self, token: dict) -> str:
-        """The idTokenInfo status for `token`: from the CSMS, or the offline rules."""
-        dm = self.device_model
-        if not dm.get_bool("AuthCtrlr", "Enabled"):
-            return "Accepted"
-        if not self.online:
-            if dm.get_bool("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
-                return "Accepted"
-            return "Offline"
-        try:
-            response = await self.call_action("Authorize", {"idToken": token})
-        except ConnectionError:
-            return "Offline"
-        except CALL_FAILURES as exc:
-            LOGGER.warning("%s: Authorize failed: %s", self.id, exc)
-            return "Failed"
-        status = response["idTokenInfo"]["status"]
-        self.emit("authorize", {"id_token": token["idToken"], "status": status})
-        return status
 
     async def start_charging(self, evse_id: int, id_token: str) -> Outcome:
         """A driver plugs in (if not yet) and presents a card."""

@@ -12,21 +12,17 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from .config import EvseConfig
 from .meter import Ev, Meter
+from .protocol import utc_now
 
 if TYPE_CHECKING:
     from .station import Station
 
 # The longest stretch the meter integrates in one step, so the taper is followed.
 METER_STEP_S = 10.0
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -280,7 +276,7 @@ class Evse:
     ) -> None:
         """Re-evaluate after a change; emit the TransactionEvent it implies, if any."""
         previous, self._conditions = self._conditions, self._evaluate_conditions()
-        self.station.connector_status_changed(self)
+        self.station.availability.connector_status_changed(self)
         dm = self.station.device_model
         tx = self.transaction
         if tx is None:
@@ -392,7 +388,7 @@ class Evse:
             sampled = self._sample(*meter)
             if sampled:
                 payload["meterValue"] = sampled
-        self.station.send_transaction_event(self, payload)
+        self.station.transactions.send(self, payload)
 
     def on_transaction_event_response(self, request: dict, response: dict) -> None:
         """E05/C15: a CSMS that does not accept the idToken ends the authorization."""

@@ -24,7 +24,7 @@ async def test_pending_retries_after_the_interval_and_sends_nothing_else(csms, f
     csms.policy.boot_interval = 1
     station = await fleet.start(boot=False)
     await csms.wait_for("BootNotification", "CS-1")
-    assert station.boot_status == "Pending"
+    assert station.provisioning.boot_status == "Pending"
     # While Pending the CSMS may configure the station; the station answers.
     answer = await csms.call(
         "CS-1",
