@@ -11,8 +11,10 @@ import asyncio
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from .physical.evse import Change
+
 if TYPE_CHECKING:
-    from .evse import Evse
+    from .physical.evse import Evse
 
 # Reset(Immediate) waits this long for Ended events to go out before rebooting.
 RESET_FLUSH_S = 10.0
@@ -65,14 +67,14 @@ class DriverActions:
             if evse.id_token["idToken"] != id_token:
                 return Outcome(False, "Rejected", "EVSE is in use by another idToken")
             # The same card again stops the session without asking the CSMS.
-            evse.deauthorize("StopAuthorized", "Local")
+            evse.deauthorize(Change.STOPPED)
             return Outcome(True, "Stopped")
         if not evse.operative or not self.operative or evse.faulted:
             return Outcome(False, "Rejected", "EVSE is not available")
         status = await self.authorization.authorize(token)
         if status != "Accepted":
             return Outcome(False, status, "idToken not accepted")
-        evse.authorize(token, "Authorized")
+        evse.authorize(token)
         return Outcome(True, "Accepted")
 
     async def start_charging(self, evse_id: int, id_token: str) -> Outcome:
@@ -90,7 +92,7 @@ class DriverActions:
         evse = self._evse(evse_id)
         if evse.id_token is None:
             return Outcome(False, "Rejected", "nothing is authorized on this EVSE")
-        evse.deauthorize("StopAuthorized", "Local")
+        evse.deauthorize(Change.STOPPED)
         return Outcome(True, "Accepted")
 
     def set_wanted_online(self, online: bool) -> None:
@@ -114,7 +116,7 @@ class DriverActions:
         """Restart the station; running transactions end first, as on a real reset."""
         for evse in self.evses.values():
             if evse.transaction is not None:
-                evse.deauthorize("ResetCommand", "ImmediateReset", end=True)
+                evse.deauthorize(Change.RESET, end=True)
         if flush and self.online:
             deadline = asyncio.get_running_loop().time() + RESET_FLUSH_S
             while len(self.outbox) and asyncio.get_running_loop().time() < deadline:

@@ -21,9 +21,9 @@ from .config import StationConfig
 from .connection import ConnectFailed, open_connection, ssl_context
 from .device_model.model import DeviceModel
 from .driver import DriverActions
-from .evse import Evse
 from .flag import Flag
 from .outbox import Outbox
+from .physical.evse import Change, Evse
 from .protocol import OcppPeer
 from .v201.authorization import Authorization
 from .v201.availability import Availability
@@ -135,7 +135,11 @@ class Station(DriverActions, OcppPeer):
 
     def export_state(self) -> dict:
         return {
-            "evses": {str(evse.id): evse.export_state() for evse in self.evses.values()},
+            "evses": {
+                str(evse.id): {**evse.export_state(),
+                               "transaction": self.transactions.export(evse)}
+                for evse in self.evses.values()
+            },
             "outbox": self.outbox.snapshot(),
         }
 
@@ -146,6 +150,7 @@ class Station(DriverActions, OcppPeer):
             evse = self.evses.get(int(evse_id))
             if evse is not None:
                 evse.restore_state(evse_state)
+                self.transactions.restored(evse, evse_state.get("transaction"))
 
     async def save_state(self) -> None:
         if self.state_store is not None:
@@ -161,6 +166,10 @@ class Station(DriverActions, OcppPeer):
         """Keep a value the station must have again after a restart (the caller stores it)."""
         self.config.variables[key] = value
         self.emit("variable", {"key": key, "value": value})
+
+    def evse_changed(self, evse: Evse, change: Change, *, end: bool = False) -> None:
+        """What changed at an EVSE, in this station's dialect: 2.0.1 TransactionEvents."""
+        self.transactions.evse_changed(evse, change, end=end)
 
     def report_evse(self, evse: Evse) -> None:
         if self.sink is not None:

@@ -20,7 +20,7 @@ from ..protocol import CALL_FAILURES, utc_now
 from .datatypes import status_info
 
 if TYPE_CHECKING:
-    from ..evse import Evse
+    from ..physical.evse import Evse
 
 # Keys under which availability set by ChangeAvailability is persisted with the
 # device-model values, so it survives a reboot as G03/G04 require.

@@ -13,11 +13,12 @@ from ocpp.routing import after, on
 from ocpp.v201 import call_result
 
 from ..block import Block
+from ..physical.evse import Change
 from .datatypes import id_token as as_id_token
 from .datatypes import status_info
 
 if TYPE_CHECKING:
-    from ..evse import Evse
+    from ..physical.evse import Evse
 
 # TriggerMessage requests answered with the message asked for.
 _TRIGGERED_ALWAYS = frozenset({"Heartbeat", "StatusNotification", "MeterValues",
@@ -77,7 +78,8 @@ class RemoteControl(Block):
             if status != "Accepted":
                 station.emit("remote_start", {"evse_id": evse.id, "status": status})
                 return
-        evse.authorize(token, "RemoteStart", remote_start_id=remote_start_id)
+        station.transactions.remote_start_requested(evse, remote_start_id)
+        evse.authorize(token, remote=True)
 
     # -- F03 RequestStopTransaction ---------------------------------------------------
 
@@ -91,7 +93,7 @@ class RemoteControl(Block):
     async def do_remote_stop(self, transaction_id, **_):
         evse = self.station.transactions.evse_with_transaction(transaction_id)
         if evse is not None:
-            evse.deauthorize("RemoteStop", "Remote", end=True)
+            evse.deauthorize(Change.REMOTE_STOP, end=True)
 
     # -- F05 UnlockConnector ----------------------------------------------------------
 
