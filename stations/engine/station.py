@@ -117,6 +117,7 @@ class Station(DriverActions, OcppPeer):
         if state:
             self.restore_state(state)
 
+    # Blocks that keep no state: made for each use, they cost a station nothing between.
     @property
     def authorization(self) -> Authorization:
         return Authorization(self)

@@ -235,7 +235,7 @@ class Evse:
 
     # -- waiting for the EV after an authorization ----------------------------------------
 
-    def wait_for_cable(self, seconds: int) -> None:
+    def wait_for_cable(self, seconds: float) -> None:
         """An authorization without an EV lapses unless one is plugged in within `seconds`
         (0: it waits for ever)."""
         self.cancel_connect_timeout()
