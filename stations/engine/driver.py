@@ -1,24 +1,21 @@
 """What a driver or technician does at a station: plug in, present a card, fault, reboot.
 
 Each action returns an Outcome, so whoever asked (a dashboard button, a load-test
-scenario, a test) learns whether it was done and, if not, why.
+scenario, a test) learns whether it was done and, if not, why. The actions speak of what
+people do, in no protocol's words: the station's blocks turn them into its messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from .protocol import CallErrorReceived, ProtocolViolation
+from .physical.evse import Change
 
 if TYPE_CHECKING:
-    from .evse import Evse
+    from .physical.evse import Evse
 
-LOGGER = logging.getLogger(__name__)
-
-CALL_FAILURES = (CallErrorReceived, ProtocolViolation, asyncio.TimeoutError)
 # Reset(Immediate) waits this long for Ended events to go out before rebooting.
 RESET_FLUSH_S = 10.0
 
@@ -70,35 +67,15 @@ class DriverActions:
             if evse.id_token["idToken"] != id_token:
                 return Outcome(False, "Rejected", "EVSE is in use by another idToken")
             # The same card again stops the session without asking the CSMS.
-            evse.deauthorize("StopAuthorized", "Local")
+            evse.deauthorize(Change.STOPPED)
             return Outcome(True, "Stopped")
         if not evse.operative or not self.operative or evse.faulted:
             return Outcome(False, "Rejected", "EVSE is not available")
-        status = await self.authorize(token)
+        status = await self.authorization.authorize(token)
         if status != "Accepted":
             return Outcome(False, status, "idToken not accepted")
-        evse.authorize(token, "Authorized")
+        evse.authorize(token)
         return Outcome(True, "Accepted")
-
-    async def authorize(self, token: dict) -> str:
-        """The idTokenInfo status for `token`: from the CSMS, or the offline rules."""
-        dm = self.device_model
-        if not dm.get_bool("AuthCtrlr", "Enabled"):
-            return "Accepted"
-        if not self.online:
-            if dm.get_bool("AuthCtrlr", "OfflineTxForUnknownIdEnabled"):
-                return "Accepted"
-            return "Offline"
-        try:
-            response = await self.call_action("Authorize", {"idToken": token})
-        except ConnectionError:
-            return "Offline"
-        except CALL_FAILURES as exc:
-            LOGGER.warning("%s: Authorize failed: %s", self.id, exc)
-            return "Failed"
-        status = response["idTokenInfo"]["status"]
-        self.emit("authorize", {"id_token": token["idToken"], "status": status})
-        return status
 
     async def start_charging(self, evse_id: int, id_token: str) -> Outcome:
         """A driver plugs in (if not yet) and presents a card."""
@@ -115,7 +92,7 @@ class DriverActions:
         evse = self._evse(evse_id)
         if evse.id_token is None:
             return Outcome(False, "Rejected", "nothing is authorized on this EVSE")
-        evse.deauthorize("StopAuthorized", "Local")
+        evse.deauthorize(Change.STOPPED)
         return Outcome(True, "Accepted")
 
     def set_wanted_online(self, online: bool) -> None:
@@ -139,7 +116,7 @@ class DriverActions:
         """Restart the station; running transactions end first, as on a real reset."""
         for evse in self.evses.values():
             if evse.transaction is not None:
-                evse.deauthorize("ResetCommand", "ImmediateReset", end=True)
+                evse.deauthorize(Change.RESET, end=True)
         if flush and self.online:
             deadline = asyncio.get_running_loop().time() + RESET_FLUSH_S
             while len(self.outbox) and asyncio.get_running_loop().time() < deadline:

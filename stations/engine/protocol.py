@@ -1,9 +1,10 @@
 """OCPP-J framing on top of the `ocpp` library's v201 ChargePoint.
 
-The library routes CALLs to `@on` handlers and holds the JSON schemas. This layer adds
-what a station needs beyond that: the CALLERROR codes OCPP-J 2.0.1 prescribes for bad
-frames and payloads, schema validation that a load test can switch off, one CALL in
-flight at a time with its latency measured, and a hook that sees every frame.
+The library holds the JSON schemas and the `@on`/`@after` decorators; a CALL goes to the
+functional block that handles its action (block.py). This layer adds what a station needs
+beyond that: the CALLERROR codes OCPP-J 2.0.1 prescribes for bad frames and payloads, schema
+validation that a load test can switch off, one CALL in flight at a time with its latency
+measured, and a hook that sees every frame.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import ocpp.messages
@@ -26,9 +28,10 @@ from ocpp.charge_point import (
     snake_to_camel_case,
 )
 from ocpp.messages import Call, CallResult, MessageType, get_validator
-from ocpp.routing import create_route_map
 from ocpp.v201 import ChargePoint
 from ocpp.v201.enums import Action
+
+from .block import Block, Route, route_map
 
 LOGGER = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ _SCHEMA_ERROR_CODES = {
     "additionalProperties": "FormatViolation",
 }
 
-_ROUTES: dict[type, dict] = {}
+_ROUTES: dict[type, dict[str, Route]] = {}
 
 FrameHook = Callable[[str, str, int, str, str | None, Any, float | None], None]
 
@@ -73,6 +76,15 @@ class ProtocolViolation(Exception):
         super().__init__(f"{code}: {description}")
         self.code = code
         self.description = description
+
+
+# What a station-initiated CALL can fail with while connected (ConnectionError aside).
+CALL_FAILURES = (CallErrorReceived, ProtocolViolation, asyncio.TimeoutError)
+
+
+def utc_now() -> str:
+    """Now, as OCPP's date-time fields carry it: RFC 3339 in UTC, to the millisecond."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def schema_violation(message_type_id: int, action: str, payload: Any) -> ProtocolViolation | None:
@@ -101,6 +113,8 @@ class OcppPeer(ChargePoint):
     __slots__ = ("id", "_response_timeout", "_connection", "_call_lock", "validate",
                  "frame_hook", "_pending", "_after_tasks")
     logger = LOGGER  # ChargePoint's methods log through it
+    # The functional blocks whose `@on`/`@after` handlers answer this peer's CALLs.
+    BLOCKS: tuple[type[Block], ...] = ()
 
     def __init__(self, peer_id: str, *, validate: bool = True, response_timeout: float = 30.0):
         # Not ChargePoint.__init__: it builds a route map and a response queue for every
@@ -124,11 +138,11 @@ class OcppPeer(ChargePoint):
         self._after_tasks: set[asyncio.Task] | None = None
 
     @classmethod
-    def routes(cls) -> dict:
-        """`@on`/`@after` handlers by action, as plain functions, found once per class."""
+    def routes(cls) -> dict[str, Route]:
+        """The block and handlers that answer each action, found once per class."""
         routes = _ROUTES.get(cls)
         if routes is None:
-            routes = _ROUTES[cls] = create_route_map(cls)
+            routes = _ROUTES[cls] = route_map(cls.BLOCKS)
         return routes
 
     # -- connection ------------------------------------------------------------------
@@ -272,9 +286,8 @@ class OcppPeer(ChargePoint):
         if refusal:
             await self._reply_error(msg.unique_id, "SecurityError", refusal, msg.action)
             return
-        handlers = self.routes().get(msg.action, {})
-        handler = handlers.get("_on_action")
-        if handler is None:
+        route = self.routes().get(msg.action)
+        if route is None:
             if msg.action in OCPP_ACTIONS:
                 code, text = "NotSupported", f"{msg.action} is not supported by this station"
             else:
@@ -288,8 +301,9 @@ class OcppPeer(ChargePoint):
                                         msg.action)
                 return
         kwargs = camel_to_snake_case(msg.payload)
+        block = route.block.of(self)
         try:
-            response = handler(self, **kwargs)
+            response = route.on(block, **kwargs)
             if inspect.isawaitable(response):
                 response = await response
         except Exception:
@@ -307,9 +321,8 @@ class OcppPeer(ChargePoint):
                 return
         self._emit("out", MessageType.CallResult, msg.unique_id, msg.action, payload)
         await self._send(CallResult(msg.unique_id, payload).to_json())
-        after = handlers.get("_after_action")
-        if after is not None:
-            result = after(self, **kwargs)
+        if route.after is not None:
+            result = route.after(block, **kwargs)
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
                 if self._after_tasks is None:

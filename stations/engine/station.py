@@ -1,9 +1,10 @@
-"""One charging station: its connection to the CSMS, boot, heartbeat and driver actions.
+"""One charging station: its connection to the CSMS, and the functional blocks it is made of.
 
-The station keeps running across connections. It connects, boots (B01-B03), reports its
-connectors (G01), beats (G02) and delivers queued transaction messages in order
-(E11/E12); when the connection drops it keeps charging offline and reconnects with
-backoff and jitter. What the CSMS asks of it lives in `handlers.py`.
+The station keeps running across connections. It connects, boots (provisioning), reports
+its connectors and beats (availability) and delivers queued transaction messages in order
+(transactions); when the connection drops it keeps charging offline and reconnects with
+backoff and jitter. What the CSMS asks of it is answered by the block that handles the
+action (v201/); what people do at it is driver.py.
 """
 
 from __future__ import annotations
@@ -18,56 +19,41 @@ from websockets.exceptions import ConnectionClosed
 
 from .config import StationConfig
 from .connection import ConnectFailed, open_connection, ssl_context
-from .device_model import DeviceModel
-from .driver import CALL_FAILURES, DriverActions
-from .evse import Evse, utc_now
+from .device_model.model import DeviceModel
+from .driver import DriverActions
 from .flag import Flag
-from .handlers import CsmsRequests
-from .outbox import Message, Outbox
+from .outbox import Outbox
+from .physical.evse import Change, Evse
 from .protocol import OcppPeer
+from .v201.authorization import Authorization
+from .v201.availability import Availability
+from .v201.data_transfer import DataTransfer
+from .v201.meter_values import MeterValues
+from .v201.provisioning import Provisioning
+from .v201.remote_control import RemoteControl
+from .v201.transactions import Transactions
 
 LOGGER = logging.getLogger(__name__)
 
-# Seconds between BootNotification attempts when the CSMS gives no interval.
-BOOT_RETRY_DEFAULT_S = 30
 # How long a rebooting station stays away before it connects again.
 REBOOT_PAUSE_S = 1.0
-
-# Keys under which availability set by ChangeAvailability is persisted with the
-# device-model values, so it survives a reboot as G03/G04 require.
-STATION_OPERATIVE_KEY = "Availability/ChargingStation"
-
-# Spreads first heartbeats; not seeded per station, as nothing replays them.
-_JITTER = random.Random()
 
 EventSink = Callable[[str, str, dict], None]
 StateStore = Callable[[str, dict], Awaitable[None]]
 
 
-
-_CONNECTOR_KEYS: dict[tuple[int, int], tuple[int, int]] = {}
-
-
-def connector_key(evse_id: int, connector_id: int) -> tuple[int, int]:
-    """One (evse, connector) tuple for all stations: each keeps two status tables."""
-    key = (evse_id, connector_id)
-    return _CONNECTOR_KEYS.setdefault(key, key)
-
-
-def evse_operative_key(evse_id: int) -> str:
-    return f"Availability/EVSE[{evse_id}]"
-
-
-class Station(DriverActions, CsmsRequests, OcppPeer):
+class Station(DriverActions, OcppPeer):
     # Slots: a shard holds thousands of stations, and an instance dict with this many
     # keys is 1.6 KB where slots are 8 bytes each.
     __slots__ = (
-        "config", "sink", "_draws", "device_model", "operative", "evses", "outbox",
-        "boot_status", "boot_reason", "online", "_acknowledged_status", "_reported_status",
-        "_wanted_online", "_stopping", "_session_end", "_wake", "_reboot_reason", "_boot_now",
-        "_heartbeat", "_background", "remote_claims", "station_inoperative_scheduled",
-        "reset_scheduled", "state_store",
+        "config", "sink", "_draws", "device_model", "operative", "evses", "outbox", "online",
+        "_wanted_online", "_stopping", "_session_end", "_wake", "_reboot_reason",
+        "_background", "state_store", "provisioning", "availability", "transactions",
+        "_remote_control",
     )
+    # The OCPP 2.0.1 functional blocks this station is made of; CALLs go to their handlers.
+    BLOCKS = (Provisioning, Availability, Authorization, Transactions, RemoteControl,
+              MeterValues, DataTransfer)
 
     def __init__(
         self,
@@ -98,22 +84,14 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             security_profile=config.security_profile,
             identity=config.station_id,
             overrides=config.variables,
-            on_change=self._persist,
+            on_change=self.persist,
         )
-        self.device_model.add_listener(self._variable_changed)
-        self.operative = config.variables.get(STATION_OPERATIVE_KEY) != "Inoperative"
+        # False while the whole station is out of service (ChangeAvailability).
+        self.operative = True
         self.evses = {e.evse_id: Evse(self, e) for e in config.evses}
-        for evse in self.evses.values():
-            evse.operative = config.variables.get(evse_operative_key(evse.id)) != "Inoperative"
         self.outbox = Outbox()
-        # Accepted, Pending or Rejected once a BootNotification was answered.
-        self.boot_status: str | None = None
-        self.boot_reason = "PowerUp"
         # True while connected with the boot accepted: what OCPP calls online.
         self.online = False
-        # The last status the CSMS acknowledged per (evse, connector), to resend changes.
-        self._acknowledged_status: dict[tuple[int, int], str] = {}
-        self._reported_status: dict[tuple[int, int], str] = {}
         self._wanted_online = Flag()
         self._wanted_online.set()
         self._stopping = False
@@ -122,21 +100,31 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         # Wakes a backoff pause early (stop, or asked to come back online).
         self._wake = Flag()
         self._reboot_reason: str | None = None
-        self._boot_now = Flag()
-        # While online: the timer of the next Heartbeat, or the task sending it.
-        self._heartbeat: asyncio.TimerHandle | asyncio.Task | None = None
         # Tasks spawned for status messages; made on first use (an empty set is 216 bytes).
         self._background: set[asyncio.Task] | None = None
-        # EVSEs promised to accepted RequestStartTransactions, by remoteStartId.
-        self.remote_claims: dict[int, int] = {}
-        self.station_inoperative_scheduled = False
-        # Reset(OnIdle) received while charging: reboot when the last transaction ends.
-        self.reset_scheduled = False
         # Saves export_state() durably; awaited around every transaction message so a
         # station restarted elsewhere neither loses nor repeats one.
         self.state_store = state_store
+        # The blocks every station uses from its first connection; the others are made
+        # when first used (remote control) or for each use (authorization, meter values,
+        # data transfer keep no state).
+        self.provisioning = Provisioning(self)
+        self.availability = Availability(self)
+        self.transactions = Transactions(self)
+        self._remote_control: RemoteControl | None = None
+        self.availability.restore_operative()
+        self.device_model.add_listener(self.availability.variable_changed)
         if state:
             self.restore_state(state)
+
+    # Blocks that keep no state: made for each use, they cost a station nothing between.
+    @property
+    def authorization(self) -> Authorization:
+        return Authorization(self)
+
+    @property
+    def meter_values(self) -> MeterValues:
+        return MeterValues(self)
 
     @property
     def rng(self) -> random.Random:
@@ -148,7 +136,11 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
 
     def export_state(self) -> dict:
         return {
-            "evses": {str(evse.id): evse.export_state() for evse in self.evses.values()},
+            "evses": {
+                str(evse.id): {**evse.export_state(),
+                               "transaction": self.transactions.export(evse)}
+                for evse in self.evses.values()
+            },
             "outbox": self.outbox.snapshot(),
         }
 
@@ -159,6 +151,7 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             evse = self.evses.get(int(evse_id))
             if evse is not None:
                 evse.restore_state(evse_state)
+                self.transactions.restored(evse, evse_state.get("transaction"))
 
     async def save_state(self) -> None:
         if self.state_store is not None:
@@ -170,19 +163,21 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
         if self.sink is not None:
             self.sink(self.config.station_id, kind, data)
 
-    def _persist(self, key: str, value: str) -> None:
+    def persist(self, key: str, value: str) -> None:
+        """Keep a value the station must have again after a restart (the caller stores it)."""
         self.config.variables[key] = value
         self.emit("variable", {"key": key, "value": value})
 
-    def _variable_changed(self, component: str, variable: str, value: str) -> None:
-        if (component, variable) == ("OCPPCommCtrlr", "HeartbeatInterval"):
-            self._restart_heartbeat()
+    def evse_changed(self, evse: Evse, change: Change, *, end: bool = False) -> None:
+        """What changed at an EVSE, in this station's dialect: 2.0.1 TransactionEvents."""
+        self.transactions.evse_changed(evse, change, end=end)
 
     def report_evse(self, evse: Evse) -> None:
         if self.sink is not None:
             self.emit("evse", evse.snapshot())
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def spawn(self, coro) -> asyncio.Task:
+        """Run `coro` alongside, kept until it is done."""
         task = asyncio.ensure_future(coro)
         if self._background is None:
             self._background = set()
@@ -273,39 +268,31 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             await self.serve()
 
     async def _online_work(self) -> None:
-        if self.boot_status != "Accepted":
-            await self._boot()
+        if self.provisioning.boot_status != "Accepted":
+            await self.provisioning.boot()
         self.online = True
-        self.emit("online", {"boot_status": self.boot_status})
+        self.emit("online", {"boot_status": self.provisioning.boot_status})
         for evse in self.evses.values():
             self.report_evse(evse)
-        await self._send_changed_statuses()
+        await self.availability.send_changed_statuses()
         self.outbox.on_delivered = self.save_state
-        self._schedule_heartbeat(first=True)
+        self.availability.start_heartbeat()
         try:
-            await self.outbox.deliver(
-                self._deliver, attempts=self._attempts, interval=self._interval
-            )
+            await self.transactions.deliver_queued()
         finally:
-            self._heartbeat.cancel()
-            self._heartbeat = None
+            self.availability.stop_heartbeat()
 
     async def _restart(self, reason: str) -> None:
         """What a reboot does to a station: transactions gone, authorization lost."""
         self._reboot_reason = None
-        self.boot_status = None
-        self.boot_reason = reason
-        self.reset_scheduled = False
-        self._acknowledged_status.clear()
+        self.provisioning.rebooted(reason)
+        self.availability.rebooted()
         for evse in self.evses.values():
             evse.id_token = None
         await self._pause(REBOOT_PAUSE_S)
 
     def refuse_calls(self) -> str | None:
-        # B03.FR.08: a Rejected station answers the CSMS only with SecurityError.
-        if self.boot_status == "Rejected":
-            return "The CSMS rejected this station's BootNotification"
-        return None
+        return self.provisioning.refusal()
 
     # -- station-initiated messages --------------------------------------------------
 
@@ -319,165 +306,22 @@ class Station(DriverActions, CsmsRequests, OcppPeer):
             self.emit("call_timeout", {"action": action})
             raise
 
-    async def _boot(self) -> None:
-        """B01-B03: BootNotification until Accepted, honouring the interval in between."""
-        while True:
-            self._boot_now.clear()
-            payload = {
-                "reason": self.boot_reason,
-                "chargingStation": {
-                    "model": self.config.model,
-                    "vendorName": self.config.vendor,
-                    "firmwareVersion": self.config.firmware_version,
-                },
-            }
-            if self.config.serial_number:
-                payload["chargingStation"]["serialNumber"] = self.config.serial_number
-            try:
-                response = await self.call_action("BootNotification", payload)
-                status, interval = response["status"], response["interval"]
-            except CALL_FAILURES as exc:
-                LOGGER.warning("%s: BootNotification failed: %s", self.id, exc)
-                status, interval = "Failed", 0
-            self.emit("boot", {"status": status, "interval": interval})
-            if status == "Accepted":
-                self.boot_status = status
-                if interval > 0:
-                    self.device_model.set_internal(
-                        "OCPPCommCtrlr", "HeartbeatInterval", str(interval)
-                    )
-                return
-            self.boot_status = status if status != "Failed" else None
-            wait = interval if interval > 0 else BOOT_RETRY_DEFAULT_S
-            # While Pending, a TriggerMessage(BootNotification) cuts the wait short.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._boot_now.wait()
-
-    def _schedule_heartbeat(self, first: bool = False) -> None:
-        # A timer between beats, not a sleeping task: a shard has thousands of stations
-        # and a task with its coroutine is several times the size of a timer.
-        interval = max(self.device_model.get_int("OCPPCommCtrlr", "HeartbeatInterval"), 1)
-        # Stations that booted together would otherwise beat together for ever.
-        delay = interval * _JITTER.random() if first else interval
-        self._heartbeat = asyncio.get_running_loop().call_later(delay, self._beat)
-
-    def _beat(self) -> None:
-        self._heartbeat = asyncio.ensure_future(self._beat_and_reschedule())
-
-    async def _beat_and_reschedule(self) -> None:
-        await self.send_heartbeat()
-        # Cancelled with the session; anything else leads to the next beat.
-        self._schedule_heartbeat()
-
-    def _restart_heartbeat(self) -> None:
-        """The interval changed: the next beat comes one new interval from now (not
-        jittered like the first after boot, which could bring it much sooner)."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            self._schedule_heartbeat()
-
-    async def send_heartbeat(self) -> None:
-        with contextlib.suppress(*CALL_FAILURES):
-            await self.call_action("Heartbeat", {})
-
-    def _attempts(self) -> int:
-        return self.device_model.get_int(
-            "OCPPCommCtrlr", "MessageAttempts", variable_instance="TransactionEvent"
-        )
-
-    def _interval(self) -> float:
-        return self.device_model.get_int(
-            "OCPPCommCtrlr", "MessageAttemptInterval", variable_instance="TransactionEvent"
-        )
-
-    async def _deliver(self, message: Message) -> None:
-        await self.save_state()
-        response = await self.call_action(message.action, message.payload)
-        if message.action == "TransactionEvent":
-            evse = self.evses.get(message.payload.get("evse", {}).get("id"))
-            if evse is not None:
-                evse.on_transaction_event_response(message.payload, response)
-
-    def send_transaction_event(self, evse: Evse, payload: dict) -> None:
-        if not self.online:
-            payload["offline"] = True
-        self.outbox.put("TransactionEvent", payload)
-        if self.sink is not None:
-            tx = evse.transaction
-            energy = evse.meter.register_wh - tx.energy_at_start_wh if tx else None
-            self.emit("transaction", {"evse_id": evse.id, "tx_energy_wh": energy, **payload})
-
-    # -- connector status (G01) ------------------------------------------------------
-
-    def connector_status_changed(self, evse: Evse) -> None:
-        for connector_id in evse.connector_ids:
-            key = connector_key(evse.id, connector_id)
-            status = evse.connector_status(connector_id)
-            if self._reported_status.get(key) == status:
-                continue
-            self._reported_status[key] = status
-            self.emit("status", {"evse_id": evse.id, "connector_id": connector_id,
-                                 "status": status})
-            if self.online:
-                # The status as of now: a later change must not swallow this one.
-                self._spawn(self._send_status(evse.id, connector_id, status, force=True))
-
-    async def _send_changed_statuses(self) -> None:
-        for evse in self.evses.values():
-            for connector_id in evse.connector_ids:
-                self._reported_status[connector_key(evse.id, connector_id)] = (
-                    evse.connector_status(connector_id))
-                if self._acknowledged_status.get((evse.id, connector_id)) != (
-                    evse.connector_status(connector_id)
-                ):
-                    await self._send_status(evse.id, connector_id)
-
-    async def _send_status(
-        self, evse_id: int, connector_id: int, status: str | None = None, force: bool = False
-    ) -> None:
-        status = status or self.evses[evse_id].connector_status(connector_id)
-        if not force and self._acknowledged_status.get((evse_id, connector_id)) == status:
-            return
-        payload = {
-            "timestamp": utc_now(),
-            "connectorStatus": status,
-            "evseId": evse_id,
-            "connectorId": connector_id,
-        }
-        with contextlib.suppress(ConnectionError, *CALL_FAILURES):
-            await self.call_action("StatusNotification", payload)
-            self._acknowledged_status[connector_key(evse_id, connector_id)] = status
+    # -- what blocks wait for --------------------------------------------------------
 
     def transaction_ended(self, evse: Evse) -> None:
-        if evse.inoperative_scheduled:
-            evse.inoperative_scheduled = False
-            self.set_evse_operative(evse, False)
-        if not any(e.transaction for e in self.evses.values()):
-            if self.reset_scheduled:
-                self._spawn(self.reboot("RemoteReset", flush=True))
-            elif self.station_inoperative_scheduled:
-                self.station_inoperative_scheduled = False
-                self.set_station_operative(False)
-
-    def set_evse_operative(self, evse: Evse, operative: bool) -> None:
-        evse.operative = operative
-        self._persist(evse_operative_key(evse.id), "Operative" if operative else "Inoperative")
-        self.connector_status_changed(evse)
-        self.report_evse(evse)
-
-    def set_station_operative(self, operative: bool) -> None:
-        self.operative = operative
-        self._persist(STATION_OPERATIVE_KEY, "Operative" if operative else "Inoperative")
-        for evse in self.evses.values():
-            self.connector_status_changed(evse)
-            self.report_evse(evse)
+        """What waited for a transaction to end happens now (G03/G04 Scheduled, B12 OnIdle)."""
+        self.availability.evse_idle(evse)
+        if any(e.transaction for e in self.evses.values()):
+            return
+        # A scheduled reset goes first; the Inoperative then waits for a later idle.
+        if not self.provisioning.station_idle():
+            self.availability.station_idle()
 
     def snapshot(self) -> dict:
         return {
             "station_id": self.config.station_id,
             "online": self.online,
-            "boot_status": self.boot_status,
+            "boot_status": self.provisioning.boot_status,
             "evses": [evse.snapshot() for evse in self.evses.values()],
             "queued": len(self.outbox),
         }

@@ -10,8 +10,24 @@ from stations.engine.station import Station
 from stations.sandbox import Policy, SandboxCsms
 from tests.waiting import eventually as wait_until
 
-# Engine tests import the waiting helper from here, beside the fixtures.
-__all__ = ["Fleet", "wait_until"]
+# Engine tests import the waiting helper and these small helpers from here, beside the
+# fixtures.
+__all__ = ["Fleet", "restart_csms", "tx_events", "variables", "wait_until"]
+
+
+def variables(**values):
+    """Device-model overrides for a station config: variables(**{"TxCtrlr.TxStartPoint": ..})."""
+    return {f"{name.replace('.', '/')}/Actual": value for name, value in values.items()}
+
+
+def tx_events(csms, station_id="CS-1"):
+    return csms.messages(station_id, "TransactionEvent")
+
+
+async def restart_csms(csms):
+    """Start a stopped CSMS again on the port the stations know."""
+    port = int(csms.url.rsplit(":", 1)[1])
+    await csms.start(port=port)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 from ocpp.messages import MessageType, get_validator
 
 from stations.engine.config import ConnectorConfig, EvseConfig
-from stations.engine.device_model import DeviceModel
+from stations.engine.device_model.model import DeviceModel
 
 EVSES = (
     EvseConfig(1, max_power_kw=22.0, connectors=(ConnectorConfig(1, "cType2"),)),

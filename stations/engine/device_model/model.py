@@ -1,7 +1,7 @@
 """The station's OCPP 2.0.1 device model: components, variables and their attributes.
 
 The variable definitions, and their binding to the station's EVSEs and connectors, live in
-device_model_catalog; this module holds the current values and answers GetVariables,
+the catalog; this module holds the current values and answers GetVariables,
 SetVariables and GetBaseReport. Dicts use the snake_case keys the ocpp library hands to and takes
 from handlers.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from stations.engine.config import EvseConfig
-from stations.engine.device_model_catalog import (
+from stations.engine.device_model.catalog import (
     ACTUAL,
     READ_ONLY,
     WRITE_ONLY,
