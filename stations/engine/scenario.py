@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from .device_model_catalog import SUPPORTED_MEASURANDS
+from .device_model.catalog import SUPPORTED_MEASURANDS
 from .verdict import ThresholdError, check_thresholds
 
 DISTRIBUTIONS = {

@@ -112,7 +112,7 @@ async def test_the_drain_gives_up_at_the_response_timeout_and_counts_a_timeout(c
     # A heartbeat sent just before the end: the CSMS never answers it.
     await eventually(lambda: load.progress.phase == "scenario" and
                      load.progress.elapsed_s() > 1.2, timeout=5)
-    heartbeat = asyncio.ensure_future(station.send_heartbeat())
+    heartbeat = asyncio.ensure_future(station.availability.send_heartbeat())
     snapshot = await asyncio.wait_for(task, 10)
     await heartbeat
     beat = snapshot["counts"]["actions"]["Heartbeat"]
