@@ -43,6 +43,8 @@ TRIGGER_REASONS = {
     Change.RESET: "ResetCommand",
     Change.CONNECT_TIMEOUT: "EVConnectTimeout",
     Change.DEAUTHORIZED: "Deauthorized",
+    Change.MASTER_PASS: "StopAuthorized",
+    Change.ENERGY_LIMIT: "EnergyLimitReached",
 }
 # The stoppedReason of a transaction a change ends; any other change that ends one: Local.
 STOPPED_REASONS = {
@@ -52,6 +54,8 @@ STOPPED_REASONS = {
     Change.RESET: "ImmediateReset",
     Change.CONNECT_TIMEOUT: "Timeout",
     Change.DEAUTHORIZED: "DeAuthorized",
+    Change.MASTER_PASS: "MasterPass",
+    Change.ENERGY_LIMIT: "EnergyLimitReached",
 }
 _TOKEN_GIVEN = frozenset({Change.AUTHORIZED, Change.REMOTE_START})
 
@@ -81,6 +85,9 @@ class Transaction(PhysicalTransaction):
     # Sent with the next TransactionEvent, then cleared (OCPP sends each once).
     id_token_unsent: bool = False
     remote_start_id: int | None = None
+    # The idToken that stops the session when it is not the one that started it (a group
+    # member's, C09, or a master pass, C16): sent with the event that reports the stop.
+    stop_id_token: dict | None = None
     meter_task: asyncio.Task | None = field(default=None, repr=False)
 
     def next_seq_no(self) -> int:
@@ -256,6 +263,9 @@ class Transactions(Block):
         if tx.id_token_unsent and evse.id_token is not None:
             payload["idToken"] = evse.id_token
             tx.id_token_unsent = False
+        elif tx.stop_id_token is not None:
+            payload["idToken"] = tx.stop_id_token
+            tx.stop_id_token = None
         if meter is not None:
             sampled = self.station.meter_values.transaction_sample(evse, *meter)
             if sampled:
@@ -271,6 +281,11 @@ class Transactions(Block):
             tx = evse.transaction
             energy = evse.meter.register_wh - tx.energy_at_start_wh if tx else None
             station.emit("transaction", {"evse_id": evse.id, "tx_energy_wh": energy, **payload})
+
+    def stopping_id_token(self, evse: Evse, token: dict) -> None:
+        """`token` is about to stop the EVSE's session: the stop event carries it."""
+        if evse.transaction is not None:
+            evse.transaction.stop_id_token = token
 
     def trigger_event(self, evse: Evse) -> bool:
         """F06 TriggerMessage(TransactionEvent): one Updated event with fresh readings."""
@@ -314,11 +329,16 @@ class Transactions(Block):
         """E05/E06.FR.04: a CSMS that does not accept the idToken ends the authorization;
         StopTxOnInvalidId says whether the transaction ends with it."""
         info = response.get("idTokenInfo")
+        if info and "idToken" in request:
+            # The cache and the session's group learn what the CSMS said (C10.FR.05, C09).
+            self.station.authorization.transaction_answered(evse, request["idToken"], info)
         if not info or info.get("status") == "Accepted" or evse.transaction is None:
             return
         if request["transactionInfo"]["transactionId"] != evse.transaction.transaction_id:
             return
         end = self.station.device_model.get_bool("TxCtrlr", "StopTxOnInvalidId")
+        if not end and self.station.authorization.allow_energy_on_invalid_id(evse):
+            return  # C15.FR.07: it charges on until TxCtrlr.MaxEnergyOnInvalidId
         evse.deauthorize(Change.DEAUTHORIZED, end=end)
 
     # -- E14 GetTransactionStatus -----------------------------------------------------
