@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
+from ocpp.v201.enums import IdTokenEnumType
 
 from . import embedded, services
 from .consumers import station_rows
@@ -22,6 +23,11 @@ PAGE_SIZE_MAX = 200
 STATION_COMMANDS = {"connect", "disconnect", "reboot"}
 EVSE_COMMANDS = {"plug_in", "unplug", "present_id_token", "start_charging", "stop_charging",
                  "set_fault", "clear_fault"}
+# The authorization panel's driver controls (C02-C07) and what each takes besides evse_id.
+AUTH_COMMANDS = {"enter_pin": "pin", "present_contract": "emaid", "pay_by_card": None,
+                 "press_start_button": None}
+EVSE_COMMANDS |= set(AUTH_COMMANDS)
+ID_TOKEN_TYPES = {t.value for t in IdTokenEnumType}
 
 
 def _page_context() -> dict:
@@ -129,7 +135,31 @@ async def api_command(request, station_id):
                                  "detail": "an idToken of 1-36 characters is required"},
                                 status=400)
         args["id_token"] = token
+    if command == "present_id_token" and data.get("token_type"):
+        if data["token_type"] not in ID_TOKEN_TYPES:
+            known = ", ".join(sorted(ID_TOKEN_TYPES))
+            return JsonResponse({"ok": False, "status": "Rejected",
+                                 "detail": f"token_type is one of {known}"}, status=400)
+        args["token_type"] = data["token_type"]
+    if AUTH_COMMANDS.get(command):
+        field = AUTH_COMMANDS[command]
+        value = str(data.get(field) or "").strip()
+        if not value or len(value) > 36:
+            return JsonResponse({"ok": False, "status": "Rejected",
+                                 "detail": f"a {field} of 1-36 characters is required"},
+                                status=400)
+        args[field] = value
     return JsonResponse(await services.asend_command(station_id, command, **args))
+
+
+@login_required
+@require_GET
+async def api_authorization(request, station_id):
+    """The running station's authorization cache, local list and master pass."""
+    reply = await services.asend_command(station_id, "get_authorization")
+    if not reply["ok"]:
+        return JsonResponse({"ok": False, "detail": reply["detail"] or reply["status"]})
+    return JsonResponse({"ok": True, **reply.get("data", {})})
 
 
 @login_required

@@ -26,6 +26,7 @@ from ..shard_host import COMMANDS
 STATION_COMMANDS = ("connect", "disconnect", "reboot")
 EVSE_COMMANDS = tuple(c for c in COMMANDS if c not in STATION_COMMANDS)
 TOKEN_COMMANDS = ("present_id_token", "start_charging")
+AUTH_FIELDS = {"enter_pin": "pin", "present_contract": "emaid"}  # what each command takes
 NOT_RUNNING = {"NotRunning", "Unknown"}  # services' and the shard's words for it
 ID_TOKEN_MAX = 36  # IdTokenType.idToken in OCPP 2.0.1
 
@@ -70,6 +71,12 @@ class CommandSerializer(serializers.Serializer):
                                          "default ISO14443.")
     drawing = serializers.BooleanField(required=False,
                                        help_text="set_ev_drawing: does the EV draw power?")
+    pin = serializers.RegexField(r"^\d{1,36}$", required=False,
+                                 help_text="enter_pin: the digits the driver types (C04).")
+    emaid = serializers.CharField(max_length=ID_TOKEN_MAX, required=False,
+                                  help_text="present_contract: the contract the EV presents "
+                                  "with its certificate over ISO 15118 (C07), e.g. "
+                                  "DE8AAC12345678.")
 
     def validate(self, attrs):
         command, errors = attrs["command"], {}
@@ -79,6 +86,9 @@ class CommandSerializer(serializers.Serializer):
             errors["id_token"] = [f"{command} needs an idToken of 1-{ID_TOKEN_MAX} characters."]
         if command == "set_ev_drawing" and "drawing" not in attrs:
             errors["drawing"] = ["set_ev_drawing needs drawing: true or false."]
+        for name, field in AUTH_FIELDS.items():
+            if command == name and not attrs.get(field, "").strip():
+                errors[field] = [f"{command} needs {field}."]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
@@ -97,6 +107,8 @@ class CommandSerializer(serializers.Serializer):
             args["token_type"] = data["token_type"]
         if command == "set_ev_drawing":
             args["drawing"] = data["drawing"]
+        if command in AUTH_FIELDS:
+            args[AUTH_FIELDS[command]] = data[AUTH_FIELDS[command]].strip()
         return args
 
 
@@ -146,6 +158,23 @@ class StationVariablesView(APIView):
         if outcome["ok"]:
             # Write-only variables (BasicAuthPassword) come without a value from the engine.
             outcome["variables"] = variables or []
+        return Response(outcome, status=outcome_status(outcome))
+
+
+class AuthorizationView(APIView):
+    @extend_schema(operation_id="stations_authorization", tags=["stations"],
+                   responses={**OUTCOMES, 200: OpenApiResponse(
+                       description="`cache` (enabled, policy, lifetime_s, bytes, entries), "
+                       "`local_list` (enabled, version, entries), `master_pass` (group, "
+                       "would_stop) and the AuthCtrlr `settings` that decide.")},
+                   summary="The running station's authorization cache, local list and "
+                   "master pass")
+    async def get(self, request, station_id):
+        await _existing(station_id)
+        outcome = await services.asend_command(station_id, "get_authorization")
+        data = outcome.pop("data", None)
+        if outcome["ok"]:
+            outcome.update(data or {})
         return Response(outcome, status=outcome_status(outcome))
 
 

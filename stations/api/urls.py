@@ -7,7 +7,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from .commands import FleetCommandView, StationCommandView, StationVariablesView
+from .commands import (
+    AuthorizationView,
+    FleetCommandView,
+    StationCommandView,
+    StationVariablesView,
+)
 from .fleet import FleetView
 from .stations import StationViewSet
 from .templates import TemplateViewSet
@@ -19,6 +24,7 @@ router.register("templates", TemplateViewSet, basename="template")
 urlpatterns = [
     path("stations/<str:station_id>/commands/", StationCommandView.as_view()),
     path("stations/<str:station_id>/variables/", StationVariablesView.as_view()),
+    path("stations/<str:station_id>/authorization/", AuthorizationView.as_view()),
     path("fleet/", FleetView.as_view()),
     path("fleet/commands/", FleetCommandView.as_view()),
     path("", include(router.urls)),

@@ -102,7 +102,8 @@ async def test_every_dashboard_command_reaches_the_station(api, engine):
     assert evse.id_token == {"idToken": "TOKEN-002", "type": "ISO15693"}
     await send("set_ev_drawing", evse_id=1, drawing=False)
     assert evse.ev is not None and not evse.ev.drawing
-    await send("present_id_token", evse_id=1, id_token="TOKEN-002")  # the same card stops
+    await send("present_id_token", evse_id=1, id_token="TOKEN-002",
+               token_type="ISO15693")  # the same card (value and type, C01.FR.25) stops
     await send("unplug", evse_id=1)
     assert evse.plugged_connector is None
     await send("set_fault", evse_id=1)

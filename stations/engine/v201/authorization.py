@@ -39,6 +39,7 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 
 from ..block import Block
+from ..device_model.catalog import LOCAL_LIST_ENTRIES_MAX
 from ..physical.evse import Change
 from ..protocol import CALL_FAILURES
 from .auth_cache import AuthCache, token_key
@@ -413,22 +414,16 @@ class Authorization(Block):
 
     # -- what the station page shows -----------------------------------------------------
 
-    def view(self) -> dict:
+    def cache_view(self) -> dict:
         dm = self.station.device_model
         lifetime = dm.get_int("AuthCacheCtrlr", "LifeTime")
         cache = self.cache
         return {
-            "cache": {
-                "enabled": dm.get_bool("AuthCacheCtrlr", "Enabled"),
-                "policy": dm.get("AuthCacheCtrlr", "Policy"),
-                "lifetime_s": lifetime,
-                "entries": cache.rows(time.time(), lifetime) if cache is not None else [],
-                "bytes": cache.size if cache is not None else 0,
-            },
-            "master_pass": {
-                "group": dm.get("AuthCtrlr", "MasterPassGroupId") or None,
-                "would_stop": self.master_pass_would_stop(),
-            },
+            "enabled": dm.get_bool("AuthCacheCtrlr", "Enabled"),
+            "policy": dm.get("AuthCacheCtrlr", "Policy"),
+            "lifetime_s": lifetime,
+            "entries": cache.rows(time.time(), lifetime) if cache is not None else [],
+            "bytes": cache.size if cache is not None else 0,
         }
 
     # -- surviving a restart ----------------------------------------------------------------
@@ -439,3 +434,35 @@ class Authorization(Block):
     def restore(self, saved: list) -> None:
         self.cache = AuthCache.restore(saved)
         self.station.device_model.set_internal("AuthCacheCtrlr", "Storage", str(self.cache.size))
+
+
+# Shown with the cache and the list: what decides an idToken at this station.
+_SETTINGS = (("AuthCtrlr", "Enabled"), ("AuthCtrlr", "LocalPreAuthorize"),
+             ("AuthCtrlr", "LocalAuthorizeOffline"), ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"),
+             ("AuthCtrlr", "DisableRemoteAuthorization"), ("AuthCtrlr", "AuthorizeRemoteStart"))
+
+
+def authorization_view(station) -> dict:
+    """The station page's authorization panel: the cache, the local list, the master pass
+    and the settings that decide, read without making a block the station does not have."""
+    dm = station.device_model
+    block = station._authorization
+    local_list = station._local_list
+    master = dm.get("AuthCtrlr", "MasterPassGroupId") or None
+    return {
+        "evses": list(station.evses),
+        "online": station.online,
+        "settings": {f"{c}.{v}": dm.get_bool(c, v) for c, v in _SETTINGS},
+        "cache": (block or Authorization(station)).cache_view(),
+        "local_list": {
+            "enabled": dm.get_bool("LocalAuthListCtrlr", "Enabled"),
+            "version": local_list.version if local_list is not None else 0,
+            "entries": local_list.rows() if local_list is not None else [],
+            "max_entries": LOCAL_LIST_ENTRIES_MAX,
+        },
+        "master_pass": {
+            "group": master,
+            # C16.FR.01: a master pass would stop these (the station stops them all).
+            "would_stop": Authorization(station).master_pass_would_stop() if master else [],
+        },
+    }

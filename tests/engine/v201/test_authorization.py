@@ -9,7 +9,7 @@ import pytest
 from ocpp.v201 import call
 
 from stations.engine.v201.auth_cache import STORAGE_MAX_BYTES, AuthCache
-from stations.engine.v201.authorization import same_token
+from stations.engine.v201.authorization import authorization_view, same_token
 from tests.engine.conftest import restart_csms, tx_events, variables, wait_until
 
 # idTokens as their types format them: ISO14443 UIDs are 4 or 7 bytes of hex.
@@ -36,7 +36,7 @@ def group(name):
 
 
 def cached(station):
-    rows = station.authorization.view()["cache"]["entries"]
+    rows = authorization_view(station)["cache"]["entries"]
     return {row["id_token"]: row["status"] for row in rows}
 
 
@@ -302,7 +302,7 @@ async def test_c16_a_master_pass_stops_every_transaction_and_starts_none(csms, f
     for evse_id, value in ((1, DRIVER), (2, COLLEAGUE)):
         await station.start_charging(evse_id, value)
     await csms.wait_for("TransactionEvent", "CS-1", count=2)
-    would_stop = station.authorization.view()["master_pass"]["would_stop"]
+    would_stop = authorization_view(station)["master_pass"]["would_stop"]
     assert [row["evse_id"] for row in would_stop] == [1, 2]
     outcome = await station.present_id_token(1, MASTER)
     assert (outcome.ok, outcome.status) == (True, "Stopped")
