@@ -27,6 +27,11 @@ def token_key(token: dict) -> tuple[str, str]:
     return (token["type"], token["idToken"])
 
 
+def same_token(a: dict, b: dict) -> bool:
+    """C01.FR.25: equal idToken and type, whatever additionalInfo says."""
+    return token_key(a) == token_key(b)
+
+
 def parse_date_time(value: str | None) -> float | None:
     """An RFC 3339 date-time as epoch seconds; None for none or an unreadable one."""
     if not value:

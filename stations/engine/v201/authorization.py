@@ -22,15 +22,13 @@ still decides in its TransactionEvent answer (C12.FR.03); that answer updates th
 (C10.FR.05, C12.FR.06) and, when not Accepted, ends the authorization (transactions.py) or,
 with StopTxOnInvalidId false, lets it go on until TxCtrlr.MaxEnergyOnInvalidId.
 
-The block also stops sessions: an idToken of the group that authorized one may stop it
-(C09.FR.03), and one of the group AuthCtrlr.MasterPassGroupId names stops every running
-transaction and starts none (C16).
+What a decided idToken does at an EVSE (start a session, stop one, its group's or, as a
+master pass, every one) is presenting.py's, a part of this block.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from typing import TYPE_CHECKING, NamedTuple
@@ -42,7 +40,8 @@ from ..block import Block
 from ..device_model.catalog import LOCAL_LIST_ENTRIES_MAX
 from ..physical.evse import Change
 from ..protocol import CALL_FAILURES
-from .auth_cache import AuthCache, token_key
+from .auth_cache import AuthCache, same_token
+from .presenting import Presenting
 
 if TYPE_CHECKING:
     from ..physical.evse import Evse
@@ -101,28 +100,7 @@ class Verdict(NamedTuple):
         return self.info.get("groupIdToken")
 
 
-def same_token(a: dict, b: dict) -> bool:
-    """C01.FR.25: equal idToken and type, whatever additionalInfo says."""
-    return token_key(a) == token_key(b)
-
-
-def contract_hash_data(emaid: str) -> list[dict]:
-    """C07: the OCSPRequestData an EV's contract certificate chain gives (ISO 15118-2 PnC).
-
-    Simulated: hashes derived from the eMAID's provider (its first five characters, e.g.
-    DE8AA) and the whole eMAID, so one contract always presents the same certificate."""
-    provider = emaid.replace("-", "")[:5].upper()
-    digest = hashlib.sha256
-    return [{
-        "hashAlgorithm": "SHA256",
-        "issuerNameHash": digest(f"CN={provider} Contract Sub-CA".encode()).hexdigest(),
-        "issuerKeyHash": digest(f"{provider} issuer key".encode()).hexdigest(),
-        "serialNumber": digest(emaid.encode()).hexdigest()[:20],
-        "responderURL": f"http://ocsp.{provider.lower()}.example/",
-    }]
-
-
-class Authorization(Block):
+class Authorization(Presenting, Block):
     __slots__ = ("cache", "_sessions", "_energy_watch")
     # Made by the first idToken presented or ClearCache: stations that never authorize
     # (most of a heartbeat load test) never hold one.
@@ -224,65 +202,6 @@ class Authorization(Block):
             self.remember(token, info)  # C10.FR.01
         return Verdict(info, "csms", certificate)
 
-    # -- what a driver presents (driver.py); each answers (ok, status, detail) -------------
-
-    async def present(self, evse: Evse, token: dict, *,
-                      hash_data: list[dict] | None = None) -> tuple[bool, str, str]:
-        """An idToken at an EVSE starts a session there, stops one, or is refused."""
-        current = evse.id_token
-        if current is not None and same_token(current, token):
-            # E07: the same idToken again stops the session without asking the CSMS.
-            evse.deauthorize(Change.STOPPED)
-            return True, "Stopped", ""
-        if current is None and not self._usable(evse):
-            return False, "Rejected", "EVSE is not available"
-        verdict = await self.check(token, hash_data=hash_data)
-        if not verdict.accepted:
-            return False, verdict.status, verdict.detail
-        if self.is_master_pass(verdict):
-            # C16: a master pass stops every transaction and starts none.
-            stopped = self.stop_with_master_pass(token)
-            if not stopped:
-                return False, "Rejected", "a master pass starts no session"
-            return True, "Stopped", f"master pass: {stopped} transaction(s) stopped"
-        if evse.id_token is not None:
-            if self.may_stop(evse, verdict):
-                self.stop_by_group(evse, token)  # C09.FR.03
-                return True, "Stopped", "stopped by an idToken of the same group"
-            return False, "Rejected", "EVSE is in use by another idToken"
-        self.authorized(evse, token, verdict.info)
-        evse.authorize(token)
-        return True, "Accepted", ""
-
-    async def start_button(self, evse: Evse) -> tuple[bool, str, str]:
-        """C02: only a station that authorizes nobody (AuthCtrlr.Enabled false) has a start
-        button; its sessions carry the NoAuthorization idToken, which has no value."""
-        if self.station.device_model.get_bool("AuthCtrlr", "Enabled"):
-            return False, "Rejected", "this station authorizes idTokens (AuthCtrlr.Enabled)"
-        return await self.present(evse, {"idToken": "", "type": "NoAuthorization"})
-
-    def card_payment(self, evse: Evse) -> tuple[bool, str, str]:
-        """C03: the payment terminal has a card payment approved (simulated: always) and
-        issues a reference for the session, a Central idToken. The payment authorized it,
-        so no Authorize is sent (C03.FR.01 as libocpp reads it); the CSMS learns it from
-        the TransactionEvents, and it is never cached (C03.FR.02)."""
-        if evse.id_token is not None:
-            return False, "Rejected", "EVSE is in use"
-        if not self._usable(evse):
-            return False, "Rejected", "EVSE is not available"
-        reference = f"PAY-{self.station.rng.getrandbits(48):012X}"
-        token = {"idToken": reference, "type": "Central"}
-        evse.authorize(token)
-        return True, "Accepted", f"payment {reference} approved"
-
-    async def contract(self, evse: Evse, emaid: str) -> tuple[bool, str, str]:
-        """C07: the EV presents its contract (eMAID) and certificate over ISO 15118."""
-        return await self.present(evse, {"idToken": emaid, "type": "eMAID"},
-                                  hash_data=contract_hash_data(emaid))
-
-    def _usable(self, evse: Evse) -> bool:
-        return evse.operative and self.station.operative and not evse.faulted
-
     # -- C10 storing ----------------------------------------------------------------------
 
     def remember(self, token: dict, info: dict) -> None:
@@ -318,61 +237,6 @@ class Authorization(Block):
         if evse.id_token is not None and same_token(evse.id_token, token):
             self.authorized(evse, token, info)
 
-    # -- C09, C16 who may stop ------------------------------------------------------------
-
-    def authorized(self, evse: Evse, token: dict, info: dict) -> None:
-        """`token` is authorized at `evse`: remember its group, if it has one (C09)."""
-        group = info.get("groupIdToken")
-        if group:
-            if self._sessions is None:
-                self._sessions = {}
-            self._sessions[evse.id] = (token, group)
-        elif self._sessions:
-            self._sessions.pop(evse.id, None)
-
-    def group_of(self, evse: Evse) -> dict | None:
-        """The groupIdToken of the authorization at `evse`, if the CSMS gave one."""
-        session = self._sessions.get(evse.id) if self._sessions else None
-        if session is None or evse.id_token is None or not same_token(session[0], evse.id_token):
-            return None
-        return session[1]
-
-    def may_stop(self, evse: Evse, verdict: Verdict) -> bool:
-        """C09.FR.03: another valid idToken with the same groupIdToken may stop a session."""
-        group = self.group_of(evse)
-        return (verdict.accepted and group is not None and verdict.group is not None
-                and same_token(group, verdict.group))
-
-    def is_master_pass(self, verdict: Verdict) -> bool:
-        """C16: an accepted idToken whose group is AuthCtrlr.MasterPassGroupId."""
-        master = self.station.device_model.get("AuthCtrlr", "MasterPassGroupId")
-        group = verdict.group
-        return bool(master) and verdict.accepted and group is not None \
-            and group.get("idToken") == master
-
-    def master_pass_would_stop(self) -> list[dict]:
-        """What a master pass would stop now, for the station's display (C16.FR.01)."""
-        return [{"evse_id": evse.id, "transaction_id": evse.transaction.transaction_id,
-                 "id_token": evse.id_token["idToken"] if evse.id_token else None}
-                for evse in self.station.evses.values() if evse.transaction is not None]
-
-    def stop_with_master_pass(self, token: dict) -> int:
-        """C16.FR.02: every ongoing transaction stops as in E07, stoppedReason MasterPass;
-        the Ended events carry the master pass. Returns how many stopped."""
-        stopped = 0
-        for evse in self.station.evses.values():
-            if evse.transaction is None:
-                continue
-            self.station.transactions.stopping_id_token(evse, token)
-            evse.deauthorize(Change.MASTER_PASS, end=True)
-            stopped += 1
-        return stopped
-
-    def stop_by_group(self, evse: Evse, token: dict) -> None:
-        """C09.FR.03: a session stops for an idToken of its group, which the event names."""
-        self.station.transactions.stopping_id_token(evse, token)
-        evse.deauthorize(Change.STOPPED)
-
     # -- C15 MaxEnergyOnInvalidId -----------------------------------------------------------
 
     def allow_energy_on_invalid_id(self, evse: Evse) -> bool:
@@ -399,7 +263,8 @@ class Authorization(Block):
         try:
             while True:
                 tx = evse.transaction
-                if tx is None or tx.transaction_id != transaction_id or evse.id_token is None:
+                if (tx is None or tx.transaction_id != transaction_id or evse.id_token is None
+                        or self.station._stopping):
                     return
                 evse.update_meter()
                 delivered = evse.meter.register_wh - tx.energy_at_start_wh

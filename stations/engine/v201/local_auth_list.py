@@ -144,15 +144,14 @@ class LocalAuthList(Block):
         dm = station.device_model
         dm.set_internal(CTRLR, "Entries", str(len(self.entries)))
         dm.set_internal(CTRLR, "Storage", str(self.size))
-        station.emit("local_list", {"version": self.version, "entries": len(self.entries)})
         station.save_soon()
 
     # -- D02 GetLocalListVersion ----------------------------------------------------------
 
     @on("GetLocalListVersion")
     def on_get_local_list_version(self, **_):
-        # D02.FR.02: 0 when no list is installed; a disabled list is not used, so the
-        # station reports none (as EVerest libocpp does).
+        # 0 says no list is installed (D01.FR.18); a disabled list is not used, so the
+        # station reports none, as EVerest libocpp does.
         enabled = self.station.device_model.get_bool(CTRLR, "Enabled")
         return call_result.GetLocalListVersion(self.version if enabled else 0)
 

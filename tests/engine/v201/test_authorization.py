@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from ocpp.v201 import call
 
-from stations.engine.v201.auth_cache import STORAGE_MAX_BYTES, AuthCache
-from stations.engine.v201.authorization import authorization_view, same_token
+from stations.engine.device_model.catalog import AUTH_CACHE_STORAGE_MAX
+from stations.engine.v201.auth_cache import AuthCache, same_token
+from stations.engine.v201.authorization import authorization_view
 from tests.engine.conftest import restart_csms, tx_events, variables, wait_until
 
 # idTokens as their types format them: ISO14443 UIDs are 4 or 7 bytes of hex.
@@ -504,7 +505,7 @@ def test_c10_a_full_cache_evicts_by_its_policy(monkeypatch, policy, evicted):
 def test_c10_the_cache_keeps_what_fits_and_survives_export():
     cache = AuthCache()
     fill(cache, 500, "LRU")
-    assert 0 < len(cache) < 500 and cache.size <= STORAGE_MAX_BYTES
+    assert 0 < len(cache) < 500 and cache.size <= AUTH_CACHE_STORAGE_MAX
     copy = AuthCache.restore(cache.export())
     assert copy.size == cache.size
     assert copy.rows(time.time(), 0) == cache.rows(time.time(), 0)
