@@ -101,16 +101,22 @@ async function refresh() {
 
 const FIELDS = { present_id_token: ["id_token", "token_type"], enter_pin: ["pin"], present_contract: ["emaid"] };
 
-panel.addEventListener("click", async (event) => {
-  const button = event.target.closest("button[data-auth-command]");
-  if (!button) return;
+// A driver's action at the chosen EVSE, or (embedded demo) the sandbox CSMS's.
+function request(button) {
+  if (button.dataset.authCsms) return postJSON(`/api/sandbox/${button.dataset.authCsms}/`, { station_id: stationId });
   const command = button.dataset.authCommand;
   const body = { command, evse_id: Number(evseSelect.value) };
   for (const name of FIELDS[command] || []) body[name] = input(name).value.trim();
+  return postJSON(url("command"), body);
+}
+
+panel.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-auth-command], button[data-auth-csms]");
+  if (!button) return;
   button.disabled = true;
   outcome.dataset.state = "pending";
   outcome.textContent = `${button.textContent}…`;
-  const result = await postJSON(url("command"), body);
+  const result = await request(button);
   outcome.dataset.state = result.ok ? "ok" : "error";
   outcome.textContent = outcomeText(result);
   button.disabled = false;
