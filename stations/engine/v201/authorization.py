@@ -130,15 +130,17 @@ class Authorization(Presenting, Block):
         if token["type"] == "NoAuthorization" or not dm.get_bool("AuthCtrlr", "Enabled"):
             return Verdict({"status": "Accepted"}, "unchecked")
         online = station.online
+        remote_disabled = dm.get_bool("AuthCtrlr", "DisableRemoteAuthorization")
         if hash_data is not None:
             if not online:
                 # C07.FR.07: without ContractValidationOffline (not simulated) a contract
                 # is not validated offline, so it does not charge.
                 return Verdict({"status": "Unknown"}, "offline")
+            if remote_disabled:
+                return Verdict({"status": "Unknown"}, "unchecked")
             return await self._ask_csms(token, hash_data)
         locally = (dm.get_bool("AuthCtrlr", "LocalPreAuthorize") if online
                    else dm.get_bool("AuthCtrlr", "LocalAuthorizeOffline"))
-        remote_disabled = dm.get_bool("AuthCtrlr", "DisableRemoteAuthorization")
         if locally:
             known = self._local_answer(token, online, remote_disabled)
             if known is not None:
