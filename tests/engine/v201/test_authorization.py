@@ -467,13 +467,14 @@ async def test_c14_without_local_pre_authorize_the_csms_is_asked_online(csms, fl
 async def test_c14_disable_remote_authorization_decides_from_the_list_and_cache_only(
     csms, fleet
 ):
-    station = await fleet.start(variables=variables(**{
+    station = await fleet.start(evses=2, variables=variables(**{
         "AuthCtrlr.DisableRemoteAuthorization": "true", "AuthCtrlr.LocalPreAuthorize": "true"}))
     await send_list(csms, 1, [(DRIVER, "Accepted"), (COLLEAGUE, "Blocked")])
     unknown = await station.present_id_token(1, STRANGER)
     assert (unknown.ok, unknown.status) == (False, "Unknown")
     assert "DisableRemoteAuthorization" in unknown.detail
     assert (await station.present_id_token(1, COLLEAGUE)).status == "Blocked"
+    assert (await station.present_contract(2, CONTRACT)).status == "Unknown"
     assert (await station.present_id_token(1, DRIVER)).ok
     assert authorizes(csms) == [], "no AuthorizeRequest at all"
 
