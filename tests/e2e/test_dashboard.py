@@ -219,7 +219,7 @@ def test_the_message_log_shows_each_frame_once_through_a_transaction_and_a_reloa
 def test_a_rejected_token_and_an_offline_station_show_their_outcome(page, demo):
     box = evse(page, "DEMO-002")
     box.wait_for()
-    use_token(box, "BLOCKED-001")
+    use_token(box, "0BADC0DE")
     box.locator('[data-menu] button[data-command="start_charging"]').click()
     box.locator("[data-outcome]").filter(has_text=re.compile("Invalid|Rejected")).wait_for()
     page.keyboard.press("Escape")
