@@ -306,13 +306,15 @@ class Transactions(Block):
 
     # -- E11-E13 delivery -------------------------------------------------------------
 
-    def deliver_queued(self) -> Coroutine[Any, Any, None]:
+    def deliver_queued(self, *, until_empty: bool = False) -> Coroutine[Any, Any, None]:
         """While online: queued messages go out in order, each until answered (E11/E12),
-        or until it failed MessageAttempts times (E13)."""
+        or until it failed MessageAttempts times (E13); `until_empty`: only those queued
+        so far (and any made meanwhile)."""
         # The outbox's own coroutine, not one awaiting it: every online station holds it
         # for as long as it is connected, and a frame less is a few hundred bytes less.
         return self.station.outbox.deliver(
-            self._deliver, attempts=self._attempts, interval=self._interval
+            self._deliver, attempts=self._attempts, interval=self._interval,
+            until_empty=until_empty,
         )
 
     def _attempts(self) -> int:
