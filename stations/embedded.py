@@ -52,7 +52,7 @@ async def remote_control(action: str, data: dict) -> dict:
         token_type = str(data.get("token_type") or "Central")
         problem = id_tokens.problem(token_type, token)
         if problem:
-            return {"ok": False, "status": "Rejected", "detail": problem}
+            return {"ok": False, "status": "Rejected", "detail": problem, "field": "id_token"}
         request = call.RequestStartTransaction(
             id_token={"id_token": token, "type": token_type},
             remote_start_id=next(csms.ids), evse_id=data.get("evse_id"),
