@@ -13,6 +13,7 @@ import logging
 from django.conf import settings
 from ocpp.v201 import call
 
+from .engine import id_tokens
 from .sandbox import Policy, SandboxCsms
 
 LOGGER = logging.getLogger(__name__)
@@ -46,8 +47,14 @@ async def remote_control(action: str, data: dict) -> dict:
     if station_id not in csms.sessions:
         return {"ok": False, "status": "Offline", "detail": f"{station_id} is not connected"}
     if action == "remote-start":
+        # A CSMS starts with an idToken of its own (Central) unless told which card.
+        token = str(data.get("id_token") or "SANDBOX-CSMS").strip()
+        token_type = str(data.get("token_type") or "Central")
+        problem = id_tokens.problem(token_type, token)
+        if problem:
+            return {"ok": False, "status": "Rejected", "detail": problem, "field": "id_token"}
         request = call.RequestStartTransaction(
-            id_token={"id_token": str(data.get("id_token") or "TOKEN-001"), "type": "Central"},
+            id_token={"id_token": token, "type": token_type},
             remote_start_id=next(csms.ids), evse_id=data.get("evse_id"),
         )
     elif action == "remote-stop":

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import embedded, services
 from .consumers import station_rows
+from .engine import id_tokens
 from .models import Frame, Station, Transaction
 from .series import TX_MAX_POINTS, TX_STEP_S, transaction_series
 
@@ -25,7 +26,9 @@ EVSE_COMMANDS = {"plug_in", "unplug", "present_id_token", "start_charging", "sto
 
 
 def _page_context() -> dict:
-    return {"id_tokens": settings.FLEET_DEMO_ID_TOKENS, "embedded": embedded.sandbox() is not None,
+    return {"id_tokens": settings.FLEET_DEMO_ID_TOKENS, "id_token_types": id_tokens.TYPES,
+            "default_id_token_type": id_tokens.DEFAULT_TYPE,
+            "embedded": embedded.sandbox() is not None,
             # The page draws live chart points on the grid the server keeps (stations.series).
             "chart_grid": {"step": TX_STEP_S, "max_points": TX_MAX_POINTS}}
 
@@ -124,11 +127,12 @@ async def api_command(request, station_id):
                                  "detail": "evse_id is required"}, status=400)
     if command in ("present_id_token", "start_charging"):
         token = str(data.get("id_token") or "").strip()
-        if not token or len(token) > 36:
-            return JsonResponse({"ok": False, "status": "Rejected",
-                                 "detail": "an idToken of 1-36 characters is required"},
-                                status=400)
-        args["id_token"] = token
+        token_type = str(data.get("token_type") or id_tokens.DEFAULT_TYPE)
+        problem = id_tokens.problem(token_type, token)
+        if problem:
+            return JsonResponse({"ok": False, "status": "Rejected", "detail": problem,
+                                 "field": "id_token"}, status=400)
+        args.update(id_token=token, token_type=token_type)
     return JsonResponse(await services.asend_command(station_id, command, **args))
 
 

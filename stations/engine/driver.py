@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from .id_tokens import DEFAULT_TYPE
 from .physical.evse import Change
 
 if TYPE_CHECKING:
@@ -30,6 +31,11 @@ class Outcome:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def same_id_token(a: dict, b: dict) -> bool:
+    """Whether two IdTokenTypes name the same token: the value is case-insensitive."""
+    return a["type"] == b["type"] and a["idToken"].casefold() == b["idToken"].casefold()
 
 
 class DriverActions:
@@ -58,35 +64,39 @@ class DriverActions:
         return Outcome(True, "Accepted")
 
     async def present_id_token(
-        self, evse_id: int, id_token: str, token_type: str = "ISO14443"
+        self, evse_id: int, id_token: str, token_type: str = DEFAULT_TYPE
     ) -> Outcome:
         """C01/E03/E07: a driver holds a card to the reader of an EVSE."""
         evse = self._evse(evse_id)
         token = {"idToken": id_token, "type": token_type}
         if evse.id_token is not None:
-            if evse.id_token["idToken"] != id_token:
+            if not same_id_token(evse.id_token, token):
                 return Outcome(False, "Rejected", "EVSE is in use by another idToken")
-            # The same card again stops the session without asking the CSMS.
+            # E07: the same card again stops the session without asking the CSMS.
             evse.deauthorize(Change.STOPPED)
             return Outcome(True, "Stopped")
         if not evse.operative or not self.operative or evse.faulted:
             return Outcome(False, "Rejected", "EVSE is not available")
-        status = await self.authorization.authorize(token)
+        status, detail = await self.authorization.check(token)
         if status != "Accepted":
-            return Outcome(False, status, "idToken not accepted")
+            return Outcome(False, status, detail)
         evse.authorize(token)
         return Outcome(True, "Accepted")
 
-    async def start_charging(self, evse_id: int, id_token: str) -> Outcome:
+    async def start_charging(
+        self, evse_id: int, id_token: str, token_type: str = DEFAULT_TYPE
+    ) -> Outcome:
         """A driver plugs in (if not yet) and presents a card."""
         evse = self._evse(evse_id)
-        if evse.id_token is not None and evse.id_token["idToken"] == id_token:
+        if evse.id_token is not None and same_id_token(
+            evse.id_token, {"idToken": id_token, "type": token_type}
+        ):
             return Outcome(True, "Accepted", "already authorized")
         if evse.plugged_connector is None:
             problem = evse.plug_in()
             if problem:
                 return Outcome(False, "Rejected", problem)
-        return await self.present_id_token(evse_id, id_token)
+        return await self.present_id_token(evse_id, id_token, token_type)
 
     async def stop_charging(self, evse_id: int) -> Outcome:
         evse = self._evse(evse_id)

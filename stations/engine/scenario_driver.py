@@ -13,8 +13,10 @@ from .scenario import Scenario, Step, effective_seed, plan
 LOGGER = logging.getLogger(__name__)
 
 ACTIONS = {
-    "start_charging": lambda st, evse_id, id_token: st.start_charging(evse_id, id_token),
-    "present_token": lambda st, evse_id, id_token: st.present_id_token(evse_id, id_token),
+    "start_charging": lambda st, evse_id, id_token, token_type: st.start_charging(
+        evse_id, id_token, token_type),
+    "present_token": lambda st, evse_id, id_token, token_type: st.present_id_token(
+        evse_id, id_token, token_type),
     "plug_in": lambda st, evse_id: st.plug_in(evse_id),
     "stop_charging": lambda st, evse_id: st.stop_charging(evse_id),
     "unplug": lambda st, evse_id: st.unplug(evse_id),
