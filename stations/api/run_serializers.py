@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import loadtest
+from ..engine.loadrun import PENDING
 from ..engine.verdict import ThresholdError, check_thresholds
 from ..models import LoadTestRun, SecurityProfile, StationTemplate
 from ..run_forms import RunForm
@@ -154,11 +155,11 @@ class ProgressSerializer(serializers.Serializer):
 
     phase = serializers.CharField(help_text="pending, ramp, scenario, drain, done.")
     elapsed_s = serializers.FloatField(help_text="Since the first station started.")
-    duration_s = serializers.FloatField()
-    drain_limit_s = serializers.FloatField()
-    stations = serializers.IntegerField()
-    stations_started = serializers.IntegerField()
-    connected = serializers.IntegerField()
+    # Null while pending (its stations are being made): the run's own fields say them.
+    duration_s = serializers.FloatField(allow_null=True)
+    drain_limit_s = serializers.FloatField(allow_null=True)
+    stations = serializers.IntegerField(allow_null=True)
+    connected = serializers.IntegerField(help_text="Stations online now.")
     msgs_in_per_s = serializers.FloatField()
     msgs_out_per_s = serializers.FloatField()
     errors = serializers.IntegerField(help_text="CALLERRORs so far.")
@@ -168,11 +169,10 @@ class ProgressSerializer(serializers.Serializer):
 def live_progress(active: loadtest.ActiveRun) -> dict:
     """Read on the event loop that runs it: its counters change there."""
     live = active.metrics.live()
-    progress = active.progress() or {"phase": "pending", "elapsed_s": 0.0,
-                                     "stations_started": 0}
+    # Before its stations exist a run has no LoadRun, and so no progress of its own.
+    progress = active.progress() or {"phase": PENDING, "elapsed_s": 0.0}
     return {key: progress.get(key) for key in ("phase", "elapsed_s", "duration_s",
-                                               "drain_limit_s", "stations",
-                                               "stations_started")} | {
+                                               "drain_limit_s", "stations")} | {
         key: live[key] for key in ("connected", "msgs_in_per_s", "msgs_out_per_s", "errors",
                                    "timeouts")}
 
