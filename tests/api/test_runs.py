@@ -93,7 +93,7 @@ async def test_a_ci_job_makes_a_fleet_runs_a_load_test_and_reads_its_verdict(api
     assert early.status_code == 409 and early["Content-Type"] == "application/json"
     assert "has no report yet" in early.json()["detail"]
 
-    run = await follow(api, pk, lambda r: r["status"] in ENDED, 15, "the run ended")
+    run = await follow(api, pk, lambda r: r["status"] in ENDED, 30, "the run ended")
     assert (run["status"], run["result"], run["progress"]) == ("completed", "failed", None)
     checks = {c["name"]: c for c in run["verdict"]["checks"]}
     assert run["verdict"]["passed"] is False
@@ -102,7 +102,8 @@ async def test_a_ci_job_makes_a_fleet_runs_a_load_test_and_reads_its_verdict(api
     assert checks["p99_ms"]["passed"] is False and checks["p99_ms"]["measured"] > 0.001
     assert run["summary"]["boot"] == {"Accepted": 3}
     assert "timeline" not in run["summary"], "the charts' series are in the report"
-    assert 4 <= run["ran_s"] < 4 + 3 + 2, "the duration, then at most the drain"
+    # Its duration, then at most its drain (3 s), and the stations' goodbyes.
+    assert 4 <= run["ran_s"] < 4 + 3 + 3
 
     # The run's stations were the template's: two EVSEs, its model, and the password.
     boots = [r for r in csms.received if r.action == "BootNotification"
