@@ -110,7 +110,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OCPP Fleet Simulator API",
-    "DESCRIPTION": "Stations, their commands and the fleet. Authenticate with "
+    "DESCRIPTION": "Stations, their commands, the fleet and load-test runs. Authenticate with "
     "`Authorization: Bearer <token>` (tokens are created in the admin, API tokens).",
     "VERSION": "1",
     "SCHEMA_PATH_PREFIX": "/api/v1",
