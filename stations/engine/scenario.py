@@ -322,8 +322,12 @@ def _token_picker(tokens: IdTokens, rng: random.Random) -> Callable[[], str]:
 
 
 def station_plan(
-    scenario: Scenario, seed: int | None, station_id: str, evse_ids: list[int]
+    scenario: Scenario, seed: int | None, station_id: str, evse_ids: list[int],
+    key: str | None = None,
 ) -> list[Step]:
+    """A station's steps; `key` (default: its id) seeds them, so the stations of two runs
+    named differently (`LT1-00001`, `LT2-00001`) play the same events."""
+    key = key or station_id
     seed = effective_seed(scenario, seed)
     end = scenario.duration_s
     steps: list[Step] = []
@@ -333,9 +337,9 @@ def station_plan(
             steps.append(Step(round(at, 3), station_id, action, tuple(args.items())))
 
     tx = scenario.transactions
-    if tx is not None and charges(scenario, seed, station_id):
+    if tx is not None and charges(scenario, seed, key):
         for evse_id in evse_ids:
-            rng = _rng(seed, station_id, f"tx:{evse_id}")
+            rng = _rng(seed, key, f"tx:{evse_id}")
             pick = _token_picker(tx.id_tokens, rng)
             token_type = tx.id_tokens.type
             t = tx.gaps.sample(rng)
@@ -358,7 +362,7 @@ def station_plan(
 
     steady = scenario.steady
     if steady is not None and steady.status_changes_per_hour > 0 and evse_ids:
-        rng = _rng(seed, station_id, "steady")
+        rng = _rng(seed, key, "steady")
         rate = steady.status_changes_per_hour / 3600
         t = rng.expovariate(rate)
         while t < end:
@@ -370,7 +374,7 @@ def station_plan(
 
     rc = scenario.reconnect
     if rc is not None:
-        rng = _rng(seed, station_id, "reconnect")
+        rng = _rng(seed, key, "reconnect")
         if rng.random() < rc.share:
             at = rc.at_s + rng.uniform(0, rc.jitter_s)
             add(at, "disconnect")
@@ -381,9 +385,11 @@ def station_plan(
     return steps
 
 
-def plan(scenario: Scenario, seed: int | None, stations: Mapping[str, list[int]]) -> list[Step]:
+def plan(scenario: Scenario, seed: int | None, stations: Mapping[str, list[int]],
+         key: Callable[[str], str] | None = None) -> list[Step]:
     steps = [step for station_id in sorted(stations)
-             for step in station_plan(scenario, seed, station_id, list(stations[station_id]))]
+             for step in station_plan(scenario, seed, station_id, list(stations[station_id]),
+                                      key(station_id) if key else None)]
     steps.sort(key=lambda s: (s.at_s, s.station_id))
     return steps
 

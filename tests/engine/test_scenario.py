@@ -222,6 +222,23 @@ def test_the_same_seed_gives_the_same_plan():
     assert all(0 <= step.at_s < s.duration_s for step in first)
 
 
+def test_two_runs_with_the_same_seed_play_the_same_events_for_their_stations():
+    s = parse_scenario(MIXED)
+
+    def run_fleet(run: int) -> dict:
+        return {f"LT{run}-{n:05d}": [1, 2] for n in range(1, 101)}
+
+    def events(run: int) -> list:
+        prefix = f"LT{run}-"
+        steps = plan(s, 42, run_fleet(run), key=lambda sid: sid.removeprefix(prefix))
+        return [(step.at_s, step.station_id.removeprefix(prefix), step.action, step.args)
+                for step in steps]
+
+    assert events(1) == events(2)
+    unkeyed = [(x.at_s, x.station_id[4:], x.action, x.args) for x in plan(s, 42, run_fleet(2))]
+    assert unkeyed != events(1), "ids that differ seed different plans without a key"
+
+
 def test_a_fleet_split_over_shards_does_what_the_whole_fleet_does():
     s = parse_scenario(MIXED)
     fleet = fleet_of(300, evses=(1, 2))
