@@ -163,13 +163,15 @@ print("SHARDS", len(assign_shards()))
 
 CHARGE = """
 import asyncio, collections, json
+from stations.engine.id_tokens import generate
 from stations.services import asend_command
 async def main():
     limit = asyncio.Semaphore(50)
-    async def one(station_id):
+    async def one(station_id):  # each driver's own RFID card (ISO14443 UID)
         async with limit:
+            card = generate("ISO14443", int(station_id[-6:]))
             return (await asend_command(station_id, "start_charging", evse_id=1,
-                                        id_token="BENCH-" + station_id[-6:]))["status"]
+                                        id_token=card))["status"]
     return collections.Counter(await asyncio.gather(*(one(s) for s in {ids!r})))
 print("OUTCOMES", json.dumps(asyncio.run(main())))
 """

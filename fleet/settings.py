@@ -7,8 +7,10 @@ inside the web process. Setting REDIS_URL and DATABASE_URL selects scale-out mod
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from fleet.env import env, envbool, envint, envlist
+from stations.engine import id_tokens
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("FLEET_VAR_DIR", str(BASE_DIR / "var")))
@@ -108,7 +110,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "OCPP Fleet Simulator API",
-    "DESCRIPTION": "Stations, their commands and the fleet. Authenticate with "
+    "DESCRIPTION": "Stations, their commands, the fleet and load-test runs. Authenticate with "
     "`Authorization: Bearer <token>` (tokens are created in the admin, API tokens).",
     "VERSION": "1",
     "SCHEMA_PATH_PREFIX": "/api/v1",
@@ -170,9 +172,14 @@ FLEET_METRICS_INTERVAL = float(env("FLEET_METRICS_INTERVAL", "5"))
 FLEET_ENGINE_QUEUE = "engine"
 # The scenario library: load tests take scenarios from this folder (or the database) only.
 FLEET_SCENARIO_DIR = Path(env("FLEET_SCENARIO_DIR", str(BASE_DIR / "scenarios")))
-# idTokens the dashboard offers; the sandbox CSMS rejects the ones it is told to.
-FLEET_DEMO_ID_TOKENS = envlist("FLEET_DEMO_ID_TOKENS", "TOKEN-001,TOKEN-002,TOKEN-003,BLOCKED-001")
-FLEET_SANDBOX_REJECTED_TOKENS = envlist("FLEET_SANDBOX_REJECTED_TOKENS", "BLOCKED-001")
+# idTokens the dashboard offers: RFID card UIDs (ISO14443), as strict CSMSs want them.
+# The sandbox CSMS rejects the ones it is told to (0BADC0DE shows the rejection path).
+FLEET_DEMO_ID_TOKENS = envlist("FLEET_DEMO_ID_TOKENS",
+                               "04A1B2C3,04B2C3D4,04C3D4E5F60718,0BADC0DE")
+FLEET_SANDBOX_REJECTED_TOKENS = envlist("FLEET_SANDBOX_REJECTED_TOKENS", "0BADC0DE")
+for _token in FLEET_DEMO_ID_TOKENS:
+    if _problem := id_tokens.problem("ISO14443", _token):
+        raise ImproperlyConfigured(f"FLEET_DEMO_ID_TOKENS: {_token!r}: {_problem}")
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_TASK_IGNORE_RESULT = True

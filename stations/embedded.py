@@ -13,6 +13,7 @@ import logging
 from django.conf import settings
 from ocpp.v201 import call, call_result
 
+from .engine import id_tokens
 from .sandbox import Policy, SandboxCsms
 
 LOGGER = logging.getLogger(__name__)
@@ -38,9 +39,16 @@ async def stop_sandbox() -> None:
 
 
 async def _request(csms: SandboxCsms, station_id: str, action: str, data: dict):
+    """The request the sandbox sends for `action`, or the outcome refusing a bad one."""
     if action == "remote-start":
+        # A CSMS starts with an idToken of its own (Central) unless told which card.
+        token = str(data.get("id_token") or "SANDBOX-CSMS").strip()
+        token_type = str(data.get("token_type") or "Central")
+        problem = id_tokens.problem(token_type, token)
+        if problem:
+            return {"ok": False, "status": "Rejected", "detail": problem, "field": "id_token"}
         return call.RequestStartTransaction(
-            id_token={"id_token": str(data.get("id_token") or "TOKEN-001"), "type": "Central"},
+            id_token={"id_token": token, "type": token_type},
             remote_start_id=next(csms.ids), evse_id=data.get("evse_id"),
         )
     if action == "remote-stop":
@@ -82,6 +90,8 @@ async def remote_control(action: str, data: dict) -> dict:
     try:
         async with asyncio.timeout(10):
             request = await _request(csms, station_id, action, data)
+            if isinstance(request, dict):
+                return request  # refused before anything was sent
             response = await csms.call(station_id, request)
     except Exception as exc:  # noqa: BLE001 - shown to the user as the outcome
         return {"ok": False, "status": "Error", "detail": str(exc)}

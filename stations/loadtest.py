@@ -158,7 +158,8 @@ async def execute(run: LoadTestRun, stop: asyncio.Event, *, validate: bool = Tru
                                                        validate_schema=validate)
         configs = [replace(c, response_timeout=run.response_timeout_s) for c in configs]
         load = LoadRun(configs, scenario_of(run), run.seed, duration_s=run.duration_s,
-                       ramp_per_second=run.ramp_per_second, metrics=metrics)
+                       ramp_per_second=run.ramp_per_second, metrics=metrics,
+                       plan_key=plan_key(run))
         if on_load is not None:
             on_load(load)
         run.status, run.started_at = LoadTestRun.Status.RUNNING, timezone.now()
@@ -232,13 +233,21 @@ def part_stations(run: LoadTestRun, part: int, parts: int):
     return run_stations(run).filter(station_id__in=ids[part::parts])
 
 
+def plan_key(run: LoadTestRun):
+    """A run's stations are seeded by their number, not their id (`LT<run>-00001`), so the
+    same seed plays the same events in every run."""
+    prefix = run.station_prefix
+    return lambda station_id: station_id.removeprefix(prefix)
+
+
 async def execute_part(run: LoadTestRun, part: int, parts: int, redis_client) -> dict:
     """One worker's share of a distributed run; its snapshots go to Redis for merging."""
     configs = await sync_to_async(lambda: station_configs(part_stations(run, part, parts)))()
     configs = [replace(c, response_timeout=run.response_timeout_s) for c in configs]
     load = LoadRun(configs, scenario_of(run), run.seed, duration_s=run.duration_s,
                    ramp_per_second=run.ramp_per_second / parts,
-                   planned_ramp_s=run.station_count / run.ramp_per_second)
+                   planned_ramp_s=run.station_count / run.ramp_per_second,
+                   plan_key=plan_key(run))
     stop = asyncio.Event()
     key = PART_KEY.format(run=run.pk, part=part)
 

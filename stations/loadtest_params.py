@@ -11,10 +11,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.migrations.executor import MigrationExecutor
-from django.db.utils import OperationalError, ProgrammingError
+from django.db import DEFAULT_DB_ALIAS
 
+from .database import database_problem
 from .engine.scenario import Scenario, ScenarioError, load_scenario_file
 from .engine.verdict import ThresholdError, check_thresholds
 from .models import Scenario as ScenarioRow
@@ -39,15 +38,9 @@ class LoadTestError(Exception):
 
 def require_database(using: str = DEFAULT_DB_ALIAS) -> None:
     """Refuse to start on a database that is not migrated, saying what to run."""
-    connection = connections[using]
-    try:
-        executor = MigrationExecutor(connection)
-        unapplied = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    except (OperationalError, ProgrammingError) as exc:
-        raise LoadTestError(f"cannot use the database ({exc}); check DATABASE_URL") from exc
-    if unapplied:
-        raise LoadTestError("the database is not set up (or not up to date): run "
-                            "`python manage.py migrate` first (`make install` does it)")
+    problem = database_problem(using)
+    if problem:
+        raise LoadTestError(problem)
 
 
 # -- scenarios ---------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 Built on the `ocpp` library, it validates every frame a station sends against the 2.0.1
 schemas and records what it received, so a test can check both what a station did and
-that it did it in valid OCPP. Its answers follow a `Policy` a test or demo can change:
-boot status, idTokens to reject, actions to answer with a CALLERROR or not at all.
+that it did it in valid OCPP. Like strict CSMSs (CitrineOS) it also refuses an idToken
+whose value does not fit its type, with a CALLERROR. Its answers follow a `Policy` a test
+or demo can change: boot status, idTokens to reject, actions to answer with a CALLERROR or
+not at all.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ocpp.v201 import ChargePoint, call_result
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from stations.engine import id_tokens
 from stations.engine.protocol import schema_violation
 
 LOGGER = logging.getLogger(__name__)
@@ -96,6 +99,13 @@ class CsmsSession(ChargePoint):
             self.csms.record(self.id, action, payload)
             if action in self.policy.silent_actions:
                 return
+            token_problem = not problem and _id_token_problem(payload)
+            if token_problem:
+                # As CitrineOS answers an Authorize for an ISO14443 token that is no UID.
+                self.csms.violations.append(f"{self.id}: {action} request: {token_problem}")
+                error = [4, frame[1], "PropertyConstraintViolation", token_problem, {}]
+                await self._send(json.dumps(error))
+                return
             if action in self.policy.call_errors:
                 code = self.policy.call_errors[action]
                 error = [4, frame[1], code, "Sandbox CSMS refuses this action", {}]
@@ -143,7 +153,9 @@ class CsmsSession(ChargePoint):
         info = self.policy.token_infos.get(id_token["id_token"])
         if info is not None:
             return camel_to_snake_case(info)
-        rejected = id_token["id_token"] in self.policy.rejected_tokens
+        # idTokens are case-insensitive (IdTokenType).
+        rejected = id_token["id_token"].casefold() in {
+            t.casefold() for t in self.policy.rejected_tokens}
         return {"status": "Invalid" if rejected else "Accepted"}
 
     @on("Authorize")
@@ -183,6 +195,15 @@ class CsmsSession(ChargePoint):
     @on("SecurityEventNotification")
     def on_security_event(self, **_):
         return call_result.SecurityEventNotification()
+
+
+def _id_token_problem(payload: dict) -> str | None:
+    """Why the idToken a station sent does not fit its type, if it does not."""
+    token = payload.get("idToken")
+    if not isinstance(token, dict):
+        return None
+    found = id_tokens.problem(str(token.get("type")), str(token.get("idToken", "")))
+    return f"idToken: {found}" if found else None
 
 
 class SandboxCsms:

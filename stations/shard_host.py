@@ -20,6 +20,7 @@ from django.conf import settings
 from . import fleet_metrics
 from .configs import station_configs
 from .engine.driver import Outcome
+from .engine.id_tokens import DEFAULT_TYPE as DEFAULT_ID_TOKEN_TYPE
 from .engine.publisher import FrameIds, Publisher
 from .engine.shard import Shard
 from .engine.station import Station
@@ -106,8 +107,9 @@ COMMANDS = {
     "plug_in": lambda s, a: s.plug_in(a["evse_id"], a.get("connector_id")),
     "unplug": lambda s, a: s.unplug(a["evse_id"]),
     "present_id_token": lambda s, a: s.present_id_token(
-        a["evse_id"], a["id_token"], a.get("token_type", "ISO14443")),
-    "start_charging": lambda s, a: s.start_charging(a["evse_id"], a["id_token"]),
+        a["evse_id"], a["id_token"], a.get("token_type", DEFAULT_ID_TOKEN_TYPE)),
+    "start_charging": lambda s, a: s.start_charging(
+        a["evse_id"], a["id_token"], a.get("token_type", DEFAULT_ID_TOKEN_TYPE)),
     "stop_charging": lambda s, a: s.stop_charging(a["evse_id"]),
     "set_fault": lambda s, a: s.set_fault(a["evse_id"], True),
     "clear_fault": lambda s, a: s.set_fault(a["evse_id"], False),

@@ -12,10 +12,10 @@ from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
-from ocpp.v201.enums import IdTokenEnumType
 
 from . import embedded, services
 from .consumers import station_rows
+from .engine import id_tokens
 from .models import Frame, Station, Transaction
 from .series import TX_MAX_POINTS, TX_STEP_S, transaction_series
 
@@ -23,15 +23,17 @@ PAGE_SIZE_MAX = 200
 STATION_COMMANDS = {"connect", "disconnect", "reboot"}
 EVSE_COMMANDS = {"plug_in", "unplug", "present_id_token", "start_charging", "stop_charging",
                  "set_fault", "clear_fault"}
-# The authorization panel's driver controls (C02-C07) and what each takes besides evse_id.
-AUTH_COMMANDS = {"enter_pin": "pin", "present_contract": "emaid", "pay_by_card": None,
-                 "press_start_button": None}
+# The authorization panel's driver controls (C02-C07) and what each takes besides evse_id:
+# the field and the idToken type its value is.
+AUTH_COMMANDS = {"enter_pin": ("pin", "KeyCode"), "present_contract": ("emaid", "eMAID"),
+                 "pay_by_card": None, "press_start_button": None}
 EVSE_COMMANDS |= set(AUTH_COMMANDS)
-ID_TOKEN_TYPES = {t.value for t in IdTokenEnumType}
 
 
 def _page_context() -> dict:
-    return {"id_tokens": settings.FLEET_DEMO_ID_TOKENS, "embedded": embedded.sandbox() is not None,
+    return {"id_tokens": settings.FLEET_DEMO_ID_TOKENS, "id_token_types": id_tokens.TYPES,
+            "default_id_token_type": id_tokens.DEFAULT_TYPE,
+            "embedded": embedded.sandbox() is not None,
             # The page draws live chart points on the grid the server keeps (stations.series).
             "chart_grid": {"step": TX_STEP_S, "max_points": TX_MAX_POINTS}}
 
@@ -130,24 +132,19 @@ async def api_command(request, station_id):
                                  "detail": "evse_id is required"}, status=400)
     if command in ("present_id_token", "start_charging"):
         token = str(data.get("id_token") or "").strip()
-        if not token or len(token) > 36:
-            return JsonResponse({"ok": False, "status": "Rejected",
-                                 "detail": "an idToken of 1-36 characters is required"},
-                                status=400)
-        args["id_token"] = token
-    if command == "present_id_token" and data.get("token_type"):
-        if data["token_type"] not in ID_TOKEN_TYPES:
-            known = ", ".join(sorted(ID_TOKEN_TYPES))
-            return JsonResponse({"ok": False, "status": "Rejected",
-                                 "detail": f"token_type is one of {known}"}, status=400)
-        args["token_type"] = data["token_type"]
+        token_type = str(data.get("token_type") or id_tokens.DEFAULT_TYPE)
+        problem = id_tokens.problem(token_type, token)
+        if problem:
+            return JsonResponse({"ok": False, "status": "Rejected", "detail": problem,
+                                 "field": "id_token"}, status=400)
+        args.update(id_token=token, token_type=token_type)
     if AUTH_COMMANDS.get(command):
-        field = AUTH_COMMANDS[command]
+        field, token_type = AUTH_COMMANDS[command]
         value = str(data.get(field) or "").strip()
-        if not value or len(value) > 36:
-            return JsonResponse({"ok": False, "status": "Rejected",
-                                 "detail": f"a {field} of 1-36 characters is required"},
-                                status=400)
+        problem = id_tokens.problem(token_type, value) if value else f"a {field} is required"
+        if problem:
+            return JsonResponse({"ok": False, "status": "Rejected", "detail": problem,
+                                 "field": field}, status=400)
         args[field] = value
     return JsonResponse(await services.asend_command(station_id, command, **args))
 

@@ -51,6 +51,14 @@ export function defaultToken() {
   return option ? option.value : "";
 }
 
+// The idToken types the server knows, with its default selected: a <select> in a
+// <template> the page renders, cloned for each EVSE.
+function tokenTypePicker() {
+  const template = document.getElementById("id-token-types");
+  if (!template) return null;
+  return template.content.firstElementChild.cloneNode(true);
+}
+
 function tokenInput() {
   return el("input", {
     class: "token-input",
@@ -80,7 +88,7 @@ function menu(label, title, attr, ...children) {
 // Full controls (the station page has room for them) or, in the fleet table, one primary
 // action that follows the EVSE's state and a menu with the rest.
 export function evseControls({ embedded, compact = false }) {
-  const tokens = el("span", { class: "btn-group token-group" }, tokenInput(), button(PRESENT, "btn-quiet"));
+  const tokens = el("span", { class: "btn-group token-group" }, tokenTypePicker(), tokenInput(), button(PRESENT, "btn-quiet"));
   const actions = [
     tokens,
     group(EVSE_GROUPS[0]),
@@ -173,7 +181,9 @@ export function showOutcome(slot, text, state) {
   }, FADE_AFTER_MS + FADE_DURATION_MS);
 }
 
-async function run(command, scope, stationId, evseId, token, rowFor) {
+async function run(command, scope, stationId, evseId, token, tokenType, rowFor) {
+  // NoAuthorization carries no value; every other type needs one.
+  const needsToken = tokenType !== "NoAuthorization";
   if (scope === "fleet") {
     const result = await api.fleet(command);
     if (result.ok && typeof result.count === "number") {
@@ -183,8 +193,8 @@ async function run(command, scope, stationId, evseId, token, rowFor) {
   }
   let result;
   if (command === "remote_start") {
-    if (!token) return { ok: false, text: "Rejected: enter an idToken" };
-    result = await api.remoteStart({ station_id: stationId, evse_id: evseId, id_token: token });
+    if (!token && needsToken) return { ok: false, text: "Rejected: enter an idToken", field: "id_token" };
+    result = await api.remoteStart({ station_id: stationId, evse_id: evseId, id_token: token, token_type: tokenType });
   } else if (command === "remote_stop") {
     const row = rowFor(stationId);
     const evse = row && (row.evses || []).find((e) => e.evse_id === evseId);
@@ -195,16 +205,44 @@ async function run(command, scope, stationId, evseId, token, rowFor) {
     const body = { command };
     if (scope === "evse") body.evse_id = evseId;
     if (command === "present_id_token" || command === "start_charging") {
-      if (!token) return { ok: false, text: "Rejected: enter an idToken" };
+      if (!token && needsToken) return { ok: false, text: "Rejected: enter an idToken", field: "id_token" };
       body.id_token = token;
+      if (tokenType) body.token_type = tokenType;
     }
     result = await api.command(stationId, body);
   }
-  return { ok: !!result.ok, text: outcomeText(result) };
+  return { ok: !!result.ok, text: outcomeText(result), field: result.field };
+}
+
+// A value of the wrong format for its type is marked on the field until it is edited.
+function markToken(input, invalid, text) {
+  if (!input) return;
+  if (invalid) {
+    input.setAttribute("aria-invalid", "true");
+    input.title = text;
+  } else {
+    input.removeAttribute("aria-invalid");
+    input.title = "";
+  }
 }
 
 // rowFor(stationId) gives the latest station row, for the running transaction id.
 export function bindControls(root, { rowFor }) {
+  root.addEventListener("input", (event) => {
+    if (event.target.matches && event.target.matches("[data-input=id_token]")) markToken(event.target, false);
+  });
+  // NoAuthorization has no value to type: the field empties and waits for another type.
+  root.addEventListener("change", (event) => {
+    const picker = event.target;
+    if (!picker.matches || !picker.matches("[data-input=token_type]")) return;
+    const input = picker.closest(".token-group") && picker.closest(".token-group").querySelector("[data-input=id_token]");
+    if (!input) return;
+    const none = picker.value === "NoAuthorization";
+    if (none) input.value = "";
+    else if (!input.value) input.value = defaultToken();
+    input.disabled = none;
+    markToken(input, false);
+  });
   root.addEventListener("click", async (event) => {
     const btn = event.target.closest("button[data-command]");
     const box = btn && btn.closest("[data-controls]");
@@ -217,12 +255,15 @@ export function bindControls(root, { rowFor }) {
     const evseId = evseEl ? Number(evseEl.dataset.evse) : null;
     const tokenInput = box.querySelector("[data-input=id_token]");
     const token = tokenInput ? tokenInput.value.trim() : "";
+    const typePicker = box.querySelector("[data-input=token_type]");
+    const tokenType = typePicker ? typePicker.value : "";
     const command = btn.dataset.command;
 
     btn.disabled = true;
     showOutcome(slot, `${btn.textContent}…`, "pending");
     try {
-      const { ok, text } = await run(command, scope, stationId, evseId, token, rowFor);
+      const { ok, text, field } = await run(command, scope, stationId, evseId, token, tokenType, rowFor);
+      if (tokenInput && (field === "id_token" || ok)) markToken(tokenInput, field === "id_token", text);
       showOutcome(slot, text, ok ? "ok" : "error");
     } catch (error) {
       showOutcome(slot, `Error: ${error.message}`, "error");

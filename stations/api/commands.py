@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from adrf.views import APIView
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from ocpp.v201.enums import IdTokenEnumType
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from .. import services
+from ..engine import id_tokens
 from ..models import Station
 from ..shard_host import COMMANDS
 
@@ -28,7 +28,6 @@ EVSE_COMMANDS = tuple(c for c in COMMANDS if c not in STATION_COMMANDS)
 TOKEN_COMMANDS = ("present_id_token", "start_charging")
 AUTH_FIELDS = {"enter_pin": "pin", "present_contract": "emaid"}  # what each command takes
 NOT_RUNNING = {"NotRunning", "Unknown"}  # services' and the shard's words for it
-ID_TOKEN_MAX = 36  # IdTokenType.idToken in OCPP 2.0.1
 
 
 def outcome_status(outcome: dict) -> int:
@@ -64,16 +63,19 @@ class CommandSerializer(serializers.Serializer):
     connector_id = serializers.IntegerField(min_value=1, required=False,
                                             help_text="plug_in: which connector (default: the "
                                             "first free one).")
-    id_token = serializers.CharField(max_length=ID_TOKEN_MAX, required=False,
-                                     help_text="Needed by " + ", ".join(TOKEN_COMMANDS) + ".")
-    token_type = serializers.ChoiceField(choices=[t.value for t in IdTokenEnumType],
-                                         required=False, help_text="present_id_token: "
-                                         "default ISO14443.")
+    id_token = serializers.CharField(
+        max_length=id_tokens.MAX_LENGTH, required=False, allow_blank=True,
+        help_text="Needed by " + ", ".join(TOKEN_COMMANDS) + ": a value of token_type's "
+        "format (ISO14443: 8 or 14 hex digits, such as 04A1B2C3; empty for NoAuthorization).")
+    token_type = serializers.ChoiceField(
+        choices=list(id_tokens.TYPES), required=False,
+        help_text=", ".join(TOKEN_COMMANDS) + ": the idToken's type, default "
+        f"{id_tokens.DEFAULT_TYPE}.")
     drawing = serializers.BooleanField(required=False,
                                        help_text="set_ev_drawing: does the EV draw power?")
     pin = serializers.RegexField(r"^\d{1,36}$", required=False,
                                  help_text="enter_pin: the digits the driver types (C04).")
-    emaid = serializers.CharField(max_length=ID_TOKEN_MAX, required=False,
+    emaid = serializers.CharField(max_length=id_tokens.MAX_LENGTH, required=False,
                                   help_text="present_contract: the contract the EV presents "
                                   "with its certificate over ISO 15118 (C07), e.g. "
                                   "DE8AAC12345678.")
@@ -82,13 +84,22 @@ class CommandSerializer(serializers.Serializer):
         command, errors = attrs["command"], {}
         if command in EVSE_COMMANDS and "evse_id" not in attrs:
             errors["evse_id"] = [f"{command} needs an EVSE id."]
-        if command in TOKEN_COMMANDS and not attrs.get("id_token", "").strip():
-            errors["id_token"] = [f"{command} needs an idToken of 1-{ID_TOKEN_MAX} characters."]
+        if command in TOKEN_COMMANDS:
+            token_type = attrs.get("token_type", id_tokens.DEFAULT_TYPE)
+            if "id_token" not in attrs and token_type != "NoAuthorization":
+                errors["id_token"] = [f"{command} needs an idToken."]
+            elif problem := id_tokens.problem(token_type, attrs.get("id_token", "")):
+                errors["id_token"] = [f"{problem}."]
         if command == "set_ev_drawing" and "drawing" not in attrs:
             errors["drawing"] = ["set_ev_drawing needs drawing: true or false."]
-        for name, field in AUTH_FIELDS.items():
-            if command == name and not attrs.get(field, "").strip():
-                errors[field] = [f"{command} needs {field}."]
+        if command == "present_contract":
+            emaid = attrs.get("emaid", "").strip()
+            if not emaid:
+                errors["emaid"] = ["present_contract needs emaid."]
+            elif problem := id_tokens.problem("eMAID", emaid):
+                errors["emaid"] = [f"{problem}."]
+        if command == "enter_pin" and not attrs.get("pin"):
+            errors["pin"] = ["enter_pin needs pin: 1-36 digits."]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
@@ -102,9 +113,8 @@ class CommandSerializer(serializers.Serializer):
         if command == "plug_in" and "connector_id" in data:
             args["connector_id"] = data["connector_id"]
         if command in TOKEN_COMMANDS:
-            args["id_token"] = data["id_token"].strip()
-        if command == "present_id_token" and "token_type" in data:
-            args["token_type"] = data["token_type"]
+            args["id_token"] = data.get("id_token", "")
+            args["token_type"] = data.get("token_type", id_tokens.DEFAULT_TYPE)
         if command == "set_ev_drawing":
             args["drawing"] = data["drawing"]
         if command in AUTH_FIELDS:

@@ -11,7 +11,9 @@ import asyncio
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from .id_tokens import DEFAULT_TYPE
 from .physical.evse import Change
+from .v201.auth_cache import same_token
 
 if TYPE_CHECKING:
     from .physical.evse import Evse
@@ -60,7 +62,7 @@ class DriverActions:
     # -- C01-C09, C16: what a driver presents; the authorization block decides -----------
 
     async def present_id_token(
-        self, evse_id: int, id_token: str, token_type: str = "ISO14443"
+        self, evse_id: int, id_token: str, token_type: str = DEFAULT_TYPE
     ) -> Outcome:
         """C01/E03/E07: a driver holds a card (or phone, or key fob) to an EVSE's reader;
         `token_type` says what it is: ISO14443 or ISO15693 (RFID, C01), KeyCode (C04),
@@ -93,11 +95,13 @@ class DriverActions:
         return Outcome(*await self.authorization.contract(evse, emaid))
 
     async def start_charging(
-        self, evse_id: int, id_token: str, token_type: str = "ISO14443"
+        self, evse_id: int, id_token: str, token_type: str = DEFAULT_TYPE
     ) -> Outcome:
         """A driver plugs in (if not yet) and presents a card."""
         evse = self._evse(evse_id)
-        if evse.id_token == {"idToken": id_token, "type": token_type}:
+        if evse.id_token is not None and same_token(
+            evse.id_token, {"idToken": id_token, "type": token_type}
+        ):
             return Outcome(True, "Accepted", "already authorized")
         if evse.plugged_connector is None:
             problem = evse.plug_in()

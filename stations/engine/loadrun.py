@@ -84,6 +84,7 @@ class LoadRun:
         sink: EventSink | None = None,
         metrics: RunMetrics | None = None,
         planned_ramp_s: float | None = None,
+        plan_key: Callable[[str], str] | None = None,
     ):
         extra = station_variables(scenario)
         self.configs = [replace(c, variables={**c.variables, **extra}) for c in configs]
@@ -96,6 +97,8 @@ class LoadRun:
         self.shard = Shard(self._sink, ramp_per_second=self.ramp_per_second,
                            frame_hook=self.metrics.frame)
         self.driver: ScenarioDriver | None = None
+        # What seeds a station's plan instead of its id (a run's stations carry its number).
+        self.plan_key = plan_key
         # How long the whole fleet's ramp is planned to take; a part of a run spread over
         # workers ramps its share at its share of the rate, in the same time.
         self.planned_ramp_s = planned_ramp_s if planned_ramp_s is not None else \
@@ -137,7 +140,8 @@ class LoadRun:
                 waiting = {stopper}
                 planned = self._planned()
                 if planned is not None:
-                    self.driver = ScenarioDriver(planned, self.seed, self.shard)
+                    self.driver = ScenarioDriver(planned, self.seed, self.shard,
+                                                 plan_key=self.plan_key)
                     waiting.add(asyncio.ensure_future(self.driver.run()))
                 # The driver is done when its plan is; the run lasts its duration.
                 while stopper not in (done := await _until(waiting, deadline)) and \

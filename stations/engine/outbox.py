@@ -50,9 +50,11 @@ class Outbox:
         return [{"action": m.action, "payload": m.payload} for m in self._queue]
 
     async def deliver(
-        self, send: Send, *, attempts: Callable[[], int], interval: Callable[[], float]
+        self, send: Send, *, attempts: Callable[[], int], interval: Callable[[], float],
+        until_empty: bool = False,
     ) -> None:
-        """Send queued messages one by one, for as long as the connection lasts.
+        """Send queued messages one by one, for as long as the connection lasts, or with
+        `until_empty` until none is left.
 
         `send` raises ConnectionError when the connection is gone: the message stays at
         the head and goes first after the reconnect. Any other failure (timeout,
@@ -60,6 +62,8 @@ class Outbox:
         """
         while True:
             if not self._queue:
+                if until_empty:
+                    return
                 self._ready.clear()
                 await self._ready.wait()
                 continue

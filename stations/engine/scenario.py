@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from . import id_tokens
 from .device_model.catalog import SUPPORTED_MEASURANDS
 from .verdict import ThresholdError, check_thresholds
 
@@ -29,7 +30,8 @@ DISTRIBUTIONS = {
     "normal": ("mean_s", "sd_s"),
 }
 ZIPF_A = 1.2
-ID_TOKEN_MAX_LENGTH = 36  # IdTokenType.idToken in OCPP 2.0.1
+# What the values of a Central, Local or KeyCode pool start with when the scenario says not.
+DEFAULT_TOKEN_PREFIX = "LT-"
 TX_UPDATED_INTERVAL_KEY = "SampledDataCtrlr/TxUpdatedInterval/Actual"
 # What a scenario's measurand lists set: the samples at the start, during and at the end
 # of a transaction (OCPP 2.0.1 Part 2, SampledDataCtrlr; J02).
@@ -94,17 +96,32 @@ class Steady:
 
 @dataclass(frozen=True, kw_only=True)
 class IdTokens:
+    """The drivers' cards: `pool` idTokens of one type, values made in its format."""
+
     pool: int = _field("int", (lambda v: v >= 1, "must be >= 1"), 100)
-    prefix: str = _field("str", None, "LT-")
+    # IdTokenEnumType. The hardware types' values are generated from the card's place in
+    # the pool (ISO14443: 7-byte UIDs), the same in every run.
+    type: str = _field(id_tokens.TYPES, None, id_tokens.DEFAULT_TYPE)
+    # Central, Local and KeyCode only: the values are the prefix and the card's number.
+    prefix: str | None = _field("str", None, None)
     pick: str = _field(("uniform", "zipf", "sequential"), None, "uniform")
 
     def problem(self) -> tuple[str, str] | None:
-        if len(self.token(0)) > ID_TOKEN_MAX_LENGTH:
-            return "prefix", f"is too long: idTokens hold at most {ID_TOKEN_MAX_LENGTH} characters"
+        if self.prefix is not None and self.type not in id_tokens.FREE_FORM:
+            return "prefix", (f"is for {', '.join(id_tokens.FREE_FORM)} idTokens only: "
+                              f"{self.type} values are generated in their own format "
+                              "(leave prefix out, or choose one of those types)")
+        longest = self.token(self.pool - 1)
+        if len(longest) > id_tokens.MAX_LENGTH:
+            return "prefix", f"is too long: idTokens hold at most {id_tokens.MAX_LENGTH} characters"
+        why = id_tokens.problem(self.type, longest)
+        if why:
+            return "prefix", f"makes idTokens such as {longest!r}, and {why}"
         return None
 
     def token(self, index: int) -> str:
-        return f"{self.prefix}{index + 1:0{len(str(self.pool))}d}"
+        prefix = DEFAULT_TOKEN_PREFIX if self.prefix is None else self.prefix
+        return id_tokens.generate(self.type, index, prefix=prefix, width=len(str(self.pool)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,8 +322,12 @@ def _token_picker(tokens: IdTokens, rng: random.Random) -> Callable[[], str]:
 
 
 def station_plan(
-    scenario: Scenario, seed: int | None, station_id: str, evse_ids: list[int]
+    scenario: Scenario, seed: int | None, station_id: str, evse_ids: list[int],
+    key: str | None = None,
 ) -> list[Step]:
+    """A station's steps; `key` (default: its id) seeds them, so the stations of two runs
+    named differently (`LT1-00001`, `LT2-00001`) play the same events."""
+    key = key or station_id
     seed = effective_seed(scenario, seed)
     end = scenario.duration_s
     steps: list[Step] = []
@@ -316,19 +337,22 @@ def station_plan(
             steps.append(Step(round(at, 3), station_id, action, tuple(args.items())))
 
     tx = scenario.transactions
-    if tx is not None and charges(scenario, seed, station_id):
+    if tx is not None and charges(scenario, seed, key):
         for evse_id in evse_ids:
-            rng = _rng(seed, station_id, f"tx:{evse_id}")
+            rng = _rng(seed, key, f"tx:{evse_id}")
             pick = _token_picker(tx.id_tokens, rng)
+            token_type = tx.id_tokens.type
             t = tx.gaps.sample(rng)
             while t < end:
                 if tx.start == "token":
                     # E03: the card first; the session starts when the cable is in.
-                    add(t, "present_token", evse_id=evse_id, id_token=pick())
+                    add(t, "present_token", evse_id=evse_id, id_token=pick(),
+                        token_type=token_type)
                     t += tx.plug_in_after_s
                     add(t, "plug_in", evse_id=evse_id)
                 else:
-                    add(t, "start_charging", evse_id=evse_id, id_token=pick())
+                    add(t, "start_charging", evse_id=evse_id, id_token=pick(),
+                        token_type=token_type)
                 t += tx.sessions.sample(rng)
                 if tx.stop == "token":
                     add(t, "stop_charging", evse_id=evse_id)
@@ -338,7 +362,7 @@ def station_plan(
 
     steady = scenario.steady
     if steady is not None and steady.status_changes_per_hour > 0 and evse_ids:
-        rng = _rng(seed, station_id, "steady")
+        rng = _rng(seed, key, "steady")
         rate = steady.status_changes_per_hour / 3600
         t = rng.expovariate(rate)
         while t < end:
@@ -350,7 +374,7 @@ def station_plan(
 
     rc = scenario.reconnect
     if rc is not None:
-        rng = _rng(seed, station_id, "reconnect")
+        rng = _rng(seed, key, "reconnect")
         if rng.random() < rc.share:
             at = rc.at_s + rng.uniform(0, rc.jitter_s)
             add(at, "disconnect")
@@ -361,9 +385,11 @@ def station_plan(
     return steps
 
 
-def plan(scenario: Scenario, seed: int | None, stations: Mapping[str, list[int]]) -> list[Step]:
+def plan(scenario: Scenario, seed: int | None, stations: Mapping[str, list[int]],
+         key: Callable[[str], str] | None = None) -> list[Step]:
     steps = [step for station_id in sorted(stations)
-             for step in station_plan(scenario, seed, station_id, list(stations[station_id]))]
+             for step in station_plan(scenario, seed, station_id, list(stations[station_id]),
+                                      key(station_id) if key else None)]
     steps.sort(key=lambda s: (s.at_s, s.station_id))
     return steps
 

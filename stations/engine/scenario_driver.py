@@ -13,8 +13,10 @@ from .scenario import Scenario, Step, effective_seed, plan
 LOGGER = logging.getLogger(__name__)
 
 ACTIONS = {
-    "start_charging": lambda st, evse_id, id_token: st.start_charging(evse_id, id_token),
-    "present_token": lambda st, evse_id, id_token: st.present_id_token(evse_id, id_token),
+    "start_charging": lambda st, evse_id, id_token, token_type: st.start_charging(
+        evse_id, id_token, token_type),
+    "present_token": lambda st, evse_id, id_token, token_type: st.present_id_token(
+        evse_id, id_token, token_type),
     "plug_in": lambda st, evse_id: st.plug_in(evse_id),
     "stop_charging": lambda st, evse_id: st.stop_charging(evse_id),
     "unplug": lambda st, evse_id: st.unplug(evse_id),
@@ -34,12 +36,15 @@ class ScenarioDriver:
 
     def __init__(self, scenario: Scenario, seed: int | None, stations, *,
                  clock: Callable[[], float] | None = None,
-                 on_step: Callable[[Step, Outcome], None] | None = None):
+                 on_step: Callable[[Step, Outcome], None] | None = None,
+                 plan_key: Callable[[str], str] | None = None):
         self.scenario = scenario
         self.seed = effective_seed(scenario, seed)
         self.stations: Mapping = getattr(stations, "stations", stations)
         self.clock = clock
         self.on_step = on_step
+        # What seeds a station's plan, when not its id (see scenario.station_plan).
+        self.plan_key = plan_key
         self.steps: list[Step] = []
         self.log: list[tuple[Step, str]] = []
         # How late a step was dispatched at worst: the sign of an overloaded loop.
@@ -48,7 +53,7 @@ class ScenarioDriver:
     async def run(self) -> None:
         clock = self.clock or asyncio.get_running_loop().time
         evses = {sid: sorted(station.evses) for sid, station in self.stations.items()}
-        self.steps = plan(self.scenario, self.seed, evses)
+        self.steps = plan(self.scenario, self.seed, evses, self.plan_key)
         pending: set[asyncio.Task] = set()
         last: dict[str, asyncio.Task] = {}
         began = clock()

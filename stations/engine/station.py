@@ -300,8 +300,13 @@ class Station(DriverActions, OcppPeer):
         self.emit("online", {"boot_status": self.provisioning.boot_status})
         for evse in self.evses.values():
             self.report_evse(evse)
-        await self.availability.send_changed_statuses()
         self.outbox.on_delivered = self.save_state
+        # In the order they were made: the transaction messages queued while offline
+        # (E11/E12), then the connector statuses as they are now (G01, B04), which a
+        # change during the delivery must not overtake.
+        self.availability.hold_statuses()
+        await self.transactions.deliver_queued(until_empty=True)
+        await self.availability.send_changed_statuses()
         self.availability.start_heartbeat()
         try:
             await self.transactions.deliver_queued()

@@ -60,7 +60,7 @@ def api(operator_token):
 async def engine(settings):
     """An embedded engine (every station in one ShardHost) and the sandbox CSMS."""
     settings.FLEET_STOP_TIMEOUT = 3
-    csms = SandboxCsms(Policy(rejected_tokens={"BLOCKED-001"}))
+    csms = SandboxCsms(Policy(rejected_tokens={"0BADC0DE"}))
     url = await csms.start()
     stop = asyncio.Event()
     host = ShardHost(None, layer=get_channel_layer())

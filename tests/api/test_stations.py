@@ -37,7 +37,7 @@ async def test_a_station_created_through_the_api_runs_obeys_commands_and_goes(ap
     assert listed["count"] == 1 and listed["results"][0]["station_id"] == "API-1"
 
     response = await api.post("/stations/API-1/commands/", {
-        "command": "start_charging", "evse_id": 1, "id_token": "TOKEN-001"})
+        "command": "start_charging", "evse_id": 1, "id_token": "04A1B2C3"})
     assert (response.status_code, response.json()) == (
         200, {"ok": True, "status": "Accepted", "detail": ""})
     started = await csms.wait_for("TransactionEvent", "API-1")
@@ -69,9 +69,29 @@ async def test_command_outcomes_carry_their_http_status(api, engine):
                      and host.engine.stations["API-1"].online, 10, "API-1 online")
 
     rejected = await api.post("/stations/API-1/commands/", {
-        "command": "start_charging", "evse_id": 1, "id_token": "BLOCKED-001"})
+        "command": "start_charging", "evse_id": 1, "id_token": "0BADC0DE"})
     assert (rejected.status_code, rejected.json()) == (
         409, {"ok": False, "status": "Invalid", "detail": "idToken not accepted"})
+
+    asked = len(csms.messages("API-1", "Authorize"))
+    bad_uid = await api.post("/stations/API-1/commands/", {
+        "command": "start_charging", "evse_id": 1, "id_token": "TOKEN-001"})
+    assert bad_uid.status_code == 400
+    assert bad_uid.json()["id_token"][0].startswith("ISO14443 idTokens are 4- or 7-byte")
+    bad_type = await api.post("/stations/API-1/commands/", {
+        "command": "present_id_token", "evse_id": 1, "id_token": "x", "token_type": "RFID"})
+    assert bad_type.status_code == 400 and "token_type" in bad_type.json()
+    not_empty = await api.post("/stations/API-1/commands/", {
+        "command": "present_id_token", "evse_id": 1, "id_token": "04A1B2C3",
+        "token_type": "NoAuthorization"})
+    assert not_empty.json() == {"id_token": ["NoAuthorization idTokens are empty."]}
+    assert len(csms.messages("API-1", "Authorize")) == asked, "nothing reached the CSMS"
+    emaid = await api.post("/stations/API-1/commands/", {
+        "command": "start_charging", "evse_id": 1, "id_token": "DE-8AA-C12345678-D",
+        "token_type": "eMAID"})
+    assert emaid.status_code == 200, emaid.json()
+    authorize = (await csms.wait_for("Authorize", "API-1", count=asked + 1))[-1]
+    assert authorize["idToken"] == {"idToken": "DE-8AA-C12345678-D", "type": "eMAID"}
 
     no_evse = await api.post("/stations/API-1/commands/", {"command": "plug_in", "evse_id": 7})
     assert no_evse.status_code == 409 and "no EVSE 7" in no_evse.json()["detail"]
@@ -98,12 +118,12 @@ async def test_every_dashboard_command_reaches_the_station(api, engine):
 
     await send("plug_in", evse_id=1)
     assert evse.plugged_connector is not None
-    await send("present_id_token", evse_id=1, id_token="TOKEN-002", token_type="ISO15693")
-    assert evse.id_token == {"idToken": "TOKEN-002", "type": "ISO15693"}
+    await send("present_id_token", evse_id=1, id_token="E004015012345678", token_type="ISO15693")
+    assert evse.id_token == {"idToken": "E004015012345678", "type": "ISO15693"}
     await send("set_ev_drawing", evse_id=1, drawing=False)
     assert evse.ev is not None and not evse.ev.drawing
-    await send("present_id_token", evse_id=1, id_token="TOKEN-002",
-               token_type="ISO15693")  # the same card (value and type, C01.FR.25) stops
+    await send("present_id_token", evse_id=1, id_token="E004015012345678",
+               token_type="ISO15693")  # the same card stops
     await send("unplug", evse_id=1)
     assert evse.plugged_connector is None
     await send("set_fault", evse_id=1)

@@ -69,3 +69,16 @@ from stations.models import Station
 print("ONLINE", Station.objects.filter(online=True).count())
 """).stdout
     assert "ONLINE 0" in after
+
+
+def test_every_command_on_a_fresh_database_says_to_migrate_first(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
+           "FLEET_VAR_DIR": str(tmp_path)}
+    commands = [("runstations",), ("runfleet", "--no-engine"), ("setupdemo",),
+                ("createapitoken", "demo")]
+    for command in commands:
+        done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0, command
+        assert "manage.py migrate" in done.stderr, (command, done.stderr)
+        assert "Traceback" not in done.stderr, (command, done.stderr)

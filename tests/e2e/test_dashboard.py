@@ -219,7 +219,7 @@ def test_the_message_log_shows_each_frame_once_through_a_transaction_and_a_reloa
 def test_a_rejected_token_and_an_offline_station_show_their_outcome(page, demo):
     box = evse(page, "DEMO-002")
     box.wait_for()
-    use_token(box, "BLOCKED-001")
+    use_token(box, "0BADC0DE")
     box.locator('[data-menu] button[data-command="start_charging"]').click()
     box.locator("[data-outcome]").filter(has_text=re.compile("Invalid|Rejected")).wait_for()
     page.keyboard.press("Escape")
@@ -238,6 +238,30 @@ def test_a_rejected_token_and_an_offline_station_show_their_outcome(page, demo):
     station.locator('button[data-command="connect"]').click()
     page.wait_for_function(
         "document.querySelector('[data-total=\"offline\"]').textContent.trim() === '0'")
+
+
+def test_the_token_type_is_picked_beside_the_value_and_a_wrong_format_is_marked(page, demo):
+    box = evse(page, "DEMO-002", 2)
+    box.wait_for()
+    box.locator("[data-menu] > summary").click()
+    picker, value = box.locator("[data-input=token_type]"), box.locator("[data-input=id_token]")
+    assert picker.input_value() == "ISO14443", "RFID cards unless another type is picked"
+    value.fill("TOKEN-001")
+    present = box.locator('[data-menu] button[data-command="present_id_token"]')
+    present.click()
+    box.locator("[data-outcome]").filter(has_text="ISO14443 idTokens are 4- or 7-byte").wait_for()
+    assert value.get_attribute("aria-invalid") == "true"
+    asked = [m["payload"]["idToken"] for m in sandbox_messages(page, demo, "DEMO-002", "Authorize")]
+    assert all(t["idToken"] != "TOKEN-001" for t in asked), "a bad value reaches no CSMS"
+
+    picker.select_option("Central")
+    present.click()
+    box.locator("[data-outcome]").filter(has_text="Accepted").wait_for()
+    assert value.get_attribute("aria-invalid") is None
+    asked = [m["payload"]["idToken"] for m in sandbox_messages(page, demo, "DEMO-002", "Authorize")]
+    assert {"idToken": "TOKEN-001", "type": "Central"} in asked
+    present.click()  # the same card again ends the authorization
+    box.locator("[data-outcome]").filter(has_text="Stopped").wait_for()
 
 
 def test_the_favicon_is_served_from_static(page, demo):

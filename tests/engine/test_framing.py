@@ -45,6 +45,20 @@ async def test_a_bad_frame_gets_the_prescribed_call_error(csms, fleet, frame, ex
     assert station.online
 
 
+async def test_a_call_error_the_station_sends_is_logged_with_the_action_it_answers(csms,
+                                                                                  fleet):
+    station = await fleet.start()
+    frames = []
+    station.frame_hook = lambda *frame: frames.append(frame)
+    await csms.send_raw("CS-1", '[2, "m1", "CancelReservation", {"reservationId": 1}]')
+    await csms.send_raw("CS-1", '[2, "m2", "Reset", {"type": "Sometimes"}]')
+    await wait_until(lambda: sum(1 for f in frames if f[2] == 4) == 2)
+    # (station, direction, message type, unique id, action, payload, latency)
+    errors = [(f[1], f[3], f[4], f[5][0]) for f in frames if f[2] == 4]
+    assert errors == [("out", "m1", "CancelReservation", "NotSupported"),
+                      ("out", "m2", "Reset", "PropertyConstraintViolation")]
+
+
 async def test_an_answer_to_nothing_is_dropped_without_reply(csms, fleet):
     station = await fleet.start()
     before = len(replies(csms))

@@ -17,7 +17,7 @@ async def test_a_restarted_station_ends_its_transaction_exactly_once(csms, fleet
     first = Station(config, state_store=store)
     task = asyncio.create_task(first.run())
     await wait_until(lambda: first.online)
-    await first.present_id_token(1, "TOKEN-1")
+    await first.present_id_token(1, "04A1B2C3")
     await first.plug_in(1)
     first.device_model.set_internal("SampledDataCtrlr", "TxUpdatedInterval", "1")
     await csms.wait_for("TransactionEvent", "CS-1", count=2, timeout=5)

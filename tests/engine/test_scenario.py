@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stations.engine import id_tokens
 from stations.engine.driver import Outcome
 from stations.engine.scenario import (
     TX_UPDATED_INTERVAL_KEY,
@@ -45,7 +46,7 @@ fault_s = 30
 share = 0.3
 sessions = { dist = "lognormal", mean_s = 1800, sigma = 0.5 }
 gaps = { dist = "exponential", mean_s = 900 }
-id_tokens = { pool = 100, prefix = "LT-", pick = "zipf" }
+id_tokens = { pool = 100, pick = "zipf" }  # RFID cards (ISO14443 UIDs)
 meter_interval_s = 60
 stop = "token"
 
@@ -147,8 +148,16 @@ TX = {"sessions": {"dist": "fixed", "value_s": 1}, "gaps": {"dist": "fixed", "va
          "transactions.gaps.max_s must be >= min_s"),
         ({**VALID, "transactions": {**TX, "id_tokens": {"pick": "random"}}},
          "transactions.id_tokens.pick must be one of"),
-        ({**VALID, "transactions": {**TX, "id_tokens": {"prefix": "X" * 40}}},
+        ({**VALID, "transactions": {**TX, "id_tokens": {"type": "Local", "prefix": "X" * 40}}},
          "transactions.id_tokens.prefix is too long"),
+        ({**VALID, "transactions": {**TX, "id_tokens": {"type": "RFID"}}},
+         "transactions.id_tokens.type must be one of: Central, eMAID, ISO14443"),
+        ({**VALID, "transactions": {**TX, "id_tokens": {"prefix": "LT-"}}},
+         "transactions.id_tokens.prefix is for Central, KeyCode, Local idTokens only: "
+         "ISO14443 values are generated"),
+        ({**VALID, "transactions": {**TX, "id_tokens": {"type": "Central", "prefix": "L T"}}},
+         "transactions.id_tokens.prefix makes idTokens such as 'L T100', and Central "
+         "idTokens hold only"),
         ({**VALID, "transactions": {**TX, "stop": "walk-away"}}, "transactions.stop must be"),
         ({**VALID, "reconnect": {"at_s": 1}}, "reconnect.down_s is required"),
         ({**VALID, "steady": {"status_changes_per_hour": -1}},
@@ -213,6 +222,23 @@ def test_the_same_seed_gives_the_same_plan():
     assert all(0 <= step.at_s < s.duration_s for step in first)
 
 
+def test_two_runs_with_the_same_seed_play_the_same_events_for_their_stations():
+    s = parse_scenario(MIXED)
+
+    def run_fleet(run: int) -> dict:
+        return {f"LT{run}-{n:05d}": [1, 2] for n in range(1, 101)}
+
+    def events(run: int) -> list:
+        prefix = f"LT{run}-"
+        steps = plan(s, 42, run_fleet(run), key=lambda sid: sid.removeprefix(prefix))
+        return [(step.at_s, step.station_id.removeprefix(prefix), step.action, step.args)
+                for step in steps]
+
+    assert events(1) == events(2)
+    unkeyed = [(x.at_s, x.station_id[4:], x.action, x.args) for x in plan(s, 42, run_fleet(2))]
+    assert unkeyed != events(1), "ids that differ seed different plans without a key"
+
+
 def test_a_fleet_split_over_shards_does_what_the_whole_fleet_does():
     s = parse_scenario(MIXED)
     fleet = fleet_of(300, evses=(1, 2))
@@ -238,14 +264,15 @@ def test_a_session_starts_stops_and_unplugs_in_turn():
     tx = {
         "sessions": {"dist": "fixed", "value_s": 100},
         "gaps": {"dist": "fixed", "value_s": 50},
-        "id_tokens": {"pool": 5, "prefix": "T", "pick": "sequential"},
+        "id_tokens": {"pool": 5, "type": "Local", "prefix": "T", "pick": "sequential"},
         "unplug_after_s": 10,
     }
     steps = station_plan(scenario(transactions=tx), 1, "CS-1", [1])
     assert [(x.at_s, x.action) for x in steps[:4]] == [
         (50, "start_charging"), (150, "stop_charging"), (160, "unplug"), (210, "start_charging")
     ]
-    assert set(steps[0].kwargs) == {"evse_id", "id_token"}
+    assert steps[0].kwargs == {"evse_id": 1, "id_token": steps[0].kwargs["id_token"],
+                               "token_type": "Local"}
     tokens = [x.kwargs["id_token"] for x in steps if x.action == "start_charging"]
     first = int(tokens[0][1:]) - 1
     assert tokens == [f"T{(first + i) % 5 + 1}" for i in range(len(tokens))]
@@ -267,7 +294,8 @@ def test_e03_a_driver_may_present_the_card_before_plugging_in():
         (50, "present_token"), (58, "plug_in"), (158, "stop_charging"), (168, "unplug"),
         (218, "present_token"),
     ]
-    assert set(steps[0].kwargs) == {"evse_id", "id_token"} and steps[1].kwargs == {"evse_id": 1}
+    assert set(steps[0].kwargs) == {"evse_id", "id_token", "token_type"}
+    assert steps[1].kwargs == {"evse_id": 1}
     assert scenario(transactions=TX).transactions.start == "plug-in", "E02 stays the default"
 
 
@@ -357,16 +385,34 @@ def test_zipf_favours_the_first_tokens():
     tx = {
         "sessions": {"dist": "fixed", "value_s": 60},
         "gaps": {"dist": "fixed", "value_s": 60},
-        "id_tokens": {"pool": 100, "prefix": "LT-", "pick": "zipf"},
+        "id_tokens": {"pool": 100, "type": "Central", "prefix": "LT-", "pick": "zipf"},
     }
     steps = plan(scenario(transactions=tx), 1, fleet_of(200))
     picks = Counter(x.kwargs["id_token"] for x in steps if x.action == "start_charging")
     total = sum(picks.values())
     assert picks["LT-001"] > picks["LT-002"] > picks["LT-010"] > picks["LT-100"]
     assert picks["LT-001"] / total > 0.15, "uniform picking would give 1%"
-    uniform = plan(scenario(transactions={**tx, "id_tokens": {"pool": 100}}), 1, fleet_of(200))
+    uniform = plan(scenario(transactions={**tx, "id_tokens": {"pool": 100, "type": "Central"}}),
+                   1, fleet_of(200))
     uniform_picks = Counter(x.kwargs["id_token"] for x in uniform if x.action == "start_charging")
     assert uniform_picks["LT-001"] / total < 0.03
+
+
+def test_a_pool_holds_distinct_cards_of_its_type_in_the_format_strict_csmss_take():
+    pool = scenario(transactions=TX).transactions.id_tokens
+    assert pool.type == "ISO14443", "RFID cards by default"
+    values = {pool.token(i) for i in range(pool.pool)}
+    assert len(values) == pool.pool
+    assert all(len(v) == 14 and id_tokens.problem("ISO14443", v) is None for v in values)
+    # The scenario library's pools, as the sandbox CSMS (and CitrineOS) would check them.
+    library = sorted((Path(__file__).parents[2] / "scenarios").glob("*.toml"))
+    assert library
+    for path in library:
+        tx = load_scenario_file(path).transactions
+        if tx is not None:
+            pool = tx.id_tokens
+            assert all(id_tokens.problem(pool.type, pool.token(i)) is None
+                       for i in range(pool.pool)), path.name
 
 
 def test_session_lengths_follow_the_distribution():
@@ -393,7 +439,7 @@ TINY = {
         "share": 1.0,
         "sessions": {"dist": "fixed", "value_s": 1},
         "gaps": {"dist": "fixed", "value_s": 0.5},
-        "id_tokens": {"pool": 3, "prefix": "TINY-", "pick": "sequential"},
+        "id_tokens": {"pool": 3, "pick": "sequential"},
         "meter_interval_s": 1,
         "unplug_after_s": 0.1,
     },
@@ -481,7 +527,7 @@ class Flaky:
 
     evses = {1: None}
 
-    async def start_charging(self, evse_id, id_token):
+    async def start_charging(self, evse_id, id_token, token_type):
         raise RuntimeError("the card reader is broken")
 
     async def unplug(self, evse_id):

@@ -128,7 +128,7 @@ async def test_transaction_messages_left_in_the_outbox_are_reported_as_never_sen
     await eventually(lambda: load.progress.phase == "scenario", timeout=10)
     await eventually(lambda: len(csms.messages("LR-1", "StatusNotification")) == 1)
     station = load.shard.stations["LR-1"]
-    assert (await station.start_charging(1, "TOKEN-1")).ok
+    assert (await station.start_charging(1, "04A1B2C3")).ok
     await eventually(lambda: csms.messages("LR-1", "TransactionEvent"))
     # Ended joins the queue behind the Started the CSMS does not answer.
     assert (await station.stop_charging(1)).ok

@@ -26,7 +26,7 @@ duration_s = 6
 share = 0.5
 sessions = { dist = "fixed", value_s = 2 }
 gaps = { dist = "uniform", min_s = 0.2, max_s = 1.5 }
-id_tokens = { pool = 20, prefix = "LT-", pick = "zipf" }
+id_tokens = { pool = 20, pick = "zipf" }
 meter_interval_s = 1
 """
 

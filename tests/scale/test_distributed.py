@@ -45,7 +45,7 @@ async def command(cluster, station_id, name, **args) -> dict:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def fleet(tmp_path_factory):
-    csms = SandboxCsms(Policy(rejected_tokens={"BLOCKED-1"}))
+    csms = SandboxCsms(Policy(rejected_tokens={"0BADC0DE"}))
     url = await csms.start()
     cluster = Cluster(tmp_path_factory.mktemp("cluster"))
     cluster.start_redis()
@@ -84,7 +84,7 @@ async def test_a_command_reaches_its_station_and_the_outcome_comes_back(fleet):
         "StatusNotification", "DIST-07", where=lambda s: s["connectorStatus"] == "Occupied")
     assert occupied
     rejected = await command(cluster, "DIST-07", "present_id_token", evse_id=1,
-                             id_token="BLOCKED-1")
+                             id_token="0BADC0DE")
     assert rejected["ok"] is False and rejected["status"] == "Invalid"
     missing = await command(cluster, "DIST-07", "plug_in", evse_id=9)
     assert missing["ok"] is False and "no EVSE 9" in missing["detail"]
@@ -116,7 +116,7 @@ async def test_a_killed_worker_child_loses_no_transaction(fleet):
                                                "id_token": {"id_token": "04A1B2C3",
                                                             "type": "ISO14443"},
                                                "id_token_info": {"status": "Accepted"}}]))
-    outcome = await command(cluster, station, "start_charging", evse_id=1, id_token="TOKEN-9")
+    outcome = await command(cluster, station, "start_charging", evse_id=1, id_token="04A1B2C9")
     assert outcome["ok"], outcome
     started = (await csms.wait_for("TransactionEvent", station))[0]
     tx_id = started["transactionInfo"]["transactionId"]
@@ -163,7 +163,7 @@ async def test_the_fleet_survives_a_redis_restart(fleet):
     cluster, csms = fleet
     station = "DIST-30"
     assert (await command(cluster, station, "start_charging", evse_id=1,
-                          id_token="TOKEN-30"))["ok"]
+                          id_token="04A1B230"))["ok"]
     started = (await csms.wait_for("TransactionEvent", station))[0]
     tx_id = started["transactionInfo"]["transactionId"]
     boots = len(csms.messages(action="BootNotification"))

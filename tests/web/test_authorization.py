@@ -16,6 +16,7 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CARD = "04A1B2C3"
+VICINITY_CARD = "E004015012345678"  # ISO15693: an 8-byte UID
 
 
 async def start_host():
@@ -66,7 +67,7 @@ async def test_the_panel_shows_the_cache_and_the_list_and_its_controls_reach_the
             "attribute_value": "true"}]))
         assert response.set_variable_result[0]["attribute_status"] == "Accepted"
         status, outcome = await command(client, command="present_id_token", evse_id=1,
-                                        id_token=CARD, token_type="ISO15693")
+                                        id_token=VICINITY_CARD, token_type="ISO15693")
         assert (status, outcome["ok"]) == (200, True)
         assert csms.messages("CS-1", "Authorize")[0]["idToken"]["type"] == "ISO15693"
         await csms.call("CS-1", call.SendLocalList(
@@ -76,13 +77,13 @@ async def test_the_panel_shows_the_cache_and_the_list_and_its_controls_reach_the
         data = await panel(client)
         assert data["ok"] and data["evses"] == [1]
         assert [(e["id_token"], e["status"]) for e in data["cache"]["entries"]] == [
-            (CARD, "Accepted")]
+            (VICINITY_CARD, "Accepted")]
         assert data["local_list"]["version"] == 3
         assert data["local_list"]["entries"][0]["status"] == "Blocked"
 
         _, outcome = await command(client, command="enter_pin", evse_id=1, pin="4321")
         assert (outcome["ok"], outcome["status"]) == (False, "Rejected"), "EVSE 1 is in use"
-        await command(client, command="present_id_token", evse_id=1, id_token=CARD,
+        await command(client, command="present_id_token", evse_id=1, id_token=VICINITY_CARD,
                       token_type="ISO15693")
         _, outcome = await command(client, command="enter_pin", evse_id=1, pin="9999")
         assert (outcome["ok"], outcome["status"]) == (False, "Invalid")
@@ -96,7 +97,10 @@ async def test_the_panel_shows_the_cache_and_the_list_and_its_controls_reach_the
         assert status == 400 and "pin" in outcome["detail"]
         status, outcome = await command(client, command="present_id_token", evse_id=1,
                                         id_token=CARD, token_type="Barcode")
-        assert status == 400 and "token_type" in outcome["detail"]
+        assert status == 400 and "not an idToken type" in outcome["detail"]
+        status, outcome = await command(client, command="present_contract", evse_id=1,
+                                        emaid="DE-8AA-C12345678-9")
+        assert status == 400 and "check digit" in outcome["detail"]
     finally:
         stop.set()
         await asyncio.wait_for(task, 40)

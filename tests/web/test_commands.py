@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def engine(make_station, settings):
     # Stations that do not close in time are cut off after this, so teardown stays short.
     settings.FLEET_STOP_TIMEOUT = 3
-    csms = SandboxCsms(Policy(rejected_tokens={"BLOCKED-001"}))
+    csms = SandboxCsms(Policy(rejected_tokens={"0BADC0DE"}))
     url = await csms.start()
     for station_id in ("CS-1", "CS-2"):
         await asyncio.to_thread(make_station, station_id, csms_url=url)
@@ -51,7 +51,7 @@ async def command(client, station_id, **body):
 async def test_start_and_stop_from_the_dashboard_reach_the_csms(engine, client):
     csms, _ = engine
     status, outcome = await command(client, "CS-1", command="start_charging", evse_id=1,
-                                    id_token="TOKEN-001")
+                                    id_token="04A1B2C3")
     assert (status, outcome["ok"], outcome["status"]) == (200, True, "Accepted")
     started = await csms.wait_for("TransactionEvent", "CS-1")
     assert started[0]["eventType"] == "Started"
@@ -63,8 +63,26 @@ async def test_start_and_stop_from_the_dashboard_reach_the_csms(engine, client):
 
 async def test_a_token_the_csms_rejects_shows_as_rejected(engine, client):
     _, outcome = await command(client, "CS-1", command="start_charging", evse_id=1,
-                               id_token="BLOCKED-001")
+                               id_token="0BADC0DE")
     assert outcome == {"ok": False, "status": "Invalid", "detail": "idToken not accepted"}
+
+
+async def test_a_token_of_the_wrong_format_gets_a_field_error_and_reaches_no_one(engine, client):
+    csms, _ = engine
+    status, outcome = await command(client, "CS-1", command="start_charging", evse_id=1,
+                                    id_token="TOKEN-001")
+    assert status == 400 and outcome["field"] == "id_token"
+    assert outcome["detail"].startswith("ISO14443 idTokens are 4- or 7-byte RFID UIDs")
+    status, outcome = await command(client, "CS-1", command="present_id_token", evse_id=1,
+                                    id_token="04A1B2C3", token_type="ISO15693")
+    assert status == 400 and "16 hexadecimal" in outcome["detail"]
+    assert csms.messages("CS-1", "Authorize") == []
+    # The same value as the type it is, and a type the page offers.
+    status, outcome = await command(client, "CS-1", command="start_charging", evse_id=1,
+                                    id_token="TOKEN-001", token_type="Central")
+    assert (status, outcome["ok"]) == (200, True)
+    authorize = (await csms.wait_for("Authorize", "CS-1"))[0]
+    assert authorize["idToken"] == {"idToken": "TOKEN-001", "type": "Central"}
 
 
 async def test_a_command_to_an_offline_station_says_so(engine, client):
@@ -73,7 +91,7 @@ async def test_a_command_to_an_offline_station_says_so(engine, client):
     assert outcome["ok"]
     await eventually(lambda: "CS-2" not in csms.sessions, 10)
     _, outcome = await command(client, "CS-2", command="start_charging", evse_id=1,
-                               id_token="TOKEN-001")
+                               id_token="04A1B2C3")
     assert outcome["ok"] is False and outcome["status"] == "Offline"
 
 
@@ -141,7 +159,7 @@ async def test_a_page_that_subscribes_gets_live_rows_without_waiting_for_a_chang
 
 async def test_the_station_api_shows_the_message_log_of_its_ocpp_traffic(engine, client):
     csms, _ = engine
-    await command(client, "CS-1", command="start_charging", evse_id=1, id_token="TOKEN-001")
+    await command(client, "CS-1", command="start_charging", evse_id=1, id_token="04A1B2C3")
     await csms.wait_for("TransactionEvent", "CS-1")
 
     frames = []

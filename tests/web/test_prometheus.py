@@ -153,7 +153,7 @@ async def test_metrics_count_the_fleets_own_traffic(settings):
         # gets one back from the station.
         reply = await client.post("/api/stations/PM-0/command/",
                                   {"command": "present_id_token", "evse_id": 1,
-                                   "id_token": "TOKEN-001"}, content_type="application/json")
+                                   "id_token": "04A1B2C3"}, content_type="application/json")
         assert reply.json()["status"] == "Failed"
         await csms.send_raw("PM-1", json.dumps([2, "bad-1", "Reset", {}]))
         await eventually(lambda: any('"bad-1"' in raw for _s, way, raw in csms.frames

@@ -10,8 +10,8 @@ oldest stored). Part 2 names no other policy; CUSTOM would have no defined meani
 not offered.
 
 Entries are kept by (type, idToken): C01.FR.25 calls two idTokens equal when both fields are
-equal, whatever their additionalInfo. Times are wall-clock seconds, as the cache outlives
-the process and cacheExpiryDateTime is a date.
+equal (the value a case-insensitive string), whatever their additionalInfo. Times are
+wall-clock seconds, as the cache outlives the process and cacheExpiryDateTime is a date.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from ..device_model.catalog import AUTH_CACHE_STORAGE_MAX as STORAGE_MAX_BYTES
 
 
 def token_key(token: dict) -> tuple[str, str]:
-    """What makes two idTokens the same one (C01.FR.25)."""
-    return (token["type"], token["idToken"])
+    """What makes two idTokens the same one: type and value (C01.FR.25), the value case-
+    insensitively, as IdTokenType.idToken is a CiString."""
+    return (token["type"], token["idToken"].casefold())
 
 
 def same_token(a: dict, b: dict) -> bool:

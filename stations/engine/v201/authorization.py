@@ -39,7 +39,7 @@ from ocpp.v201 import call_result
 from ..block import Block
 from ..device_model.catalog import LOCAL_LIST_ENTRIES_MAX
 from ..physical.evse import Change
-from ..protocol import CALL_FAILURES
+from ..protocol import CALL_FAILURES, CallErrorReceived
 from .auth_cache import AuthCache, same_token
 from .presenting import Presenting
 
@@ -65,6 +65,8 @@ class Verdict(NamedTuple):
     source: str
     # C07: AuthorizeResponse.certificateStatus, for a contract presented with its certificate.
     certificate_status: str | None = None
+    # Why nobody could say (source offline or error), in a driver's words.
+    why: str = ""
 
     @property
     def accepted(self) -> bool:
@@ -85,6 +87,8 @@ class Verdict(NamedTuple):
     def detail(self) -> str:
         if self.accepted:
             return ""
+        if self.why:
+            return self.why
         if self.source == "offline":
             return "the station is offline and does not know this idToken"
         if self.source == "unchecked":
@@ -190,13 +194,21 @@ class Authorization(Presenting, Block):
         if hash_data is not None:
             # C07.FR.01/C07.FR.02: the contract's OCSP data goes with the eMAID.
             payload["iso15118CertificateHashData"] = hash_data
+        unknown = {"status": "Unknown"}
         try:
             response = await station.call_action("Authorize", payload)
         except ConnectionError:
-            return Verdict({"status": "Unknown"}, "offline")
+            return Verdict(unknown, "offline", why="the connection dropped during the Authorize")
+        except CallErrorReceived as exc:
+            # A CSMS may refuse the Authorize itself: CitrineOS does, for an idToken whose
+            # value does not fit its type.
+            LOGGER.warning("%s: Authorize refused: %s", station.id, exc)
+            return Verdict(unknown, "error",
+                           why=f"the CSMS refused the Authorize: {exc.code} {exc.description}")
         except CALL_FAILURES as exc:
             LOGGER.warning("%s: Authorize failed: %s", station.id, exc)
-            return Verdict({"status": "Unknown"}, "error")
+            return Verdict(unknown, "error",
+                           why=f"Authorize failed: {exc or type(exc).__name__}")
         info = response["idTokenInfo"]
         certificate = response.get("certificateStatus")
         station.emit("authorize", {"id_token": token["idToken"], "status": info["status"]})

@@ -1,8 +1,9 @@
 """Availability: G01 StatusNotification, G02 Heartbeat, G03/G04 ChangeAvailability.
 
-Every connector status the CSMS has not acknowledged is sent when the station comes online,
-and every change while online; Heartbeat keeps the link alive at HeartbeatInterval. The CSMS
-takes an EVSE or the whole station out of service at once, or once its transactions end.
+Every connector status the CSMS has not acknowledged is sent when the station comes online
+(after the transaction messages queued while it was offline), and every change while
+online; Heartbeat keeps the link alive at HeartbeatInterval. The CSMS takes an EVSE or the
+whole station out of service at once, or once its transactions end.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def evse_operative_key(evse_id: int) -> str:
 
 
 class Availability(Block):
-    __slots__ = ("_acknowledged", "_reported", "inoperative_scheduled", "_heartbeat")
+    __slots__ = ("_acknowledged", "_reported", "inoperative_scheduled", "_heartbeat",
+                 "_held")
     slot = "availability"
 
     def __init__(self, station):
@@ -56,6 +58,9 @@ class Availability(Block):
         self.inoperative_scheduled = False
         # While online: the timer of the next Heartbeat, or the task sending it.
         self._heartbeat: asyncio.TimerHandle | asyncio.Task | None = None
+        # While the messages queued offline go out after a reconnect: status changes wait
+        # for send_changed_statuses(), so none overtakes what was made before it.
+        self._held = False
 
     def restore_operative(self) -> None:
         """Take up the availability the CSMS set before the station last stopped."""
@@ -77,12 +82,18 @@ class Availability(Block):
             self._reported[key] = status
             station.emit("status", {"evse_id": evse.id, "connector_id": connector_id,
                                     "status": status})
-            if station.online:
+            if station.online and not self._held:
                 # The status as of now: a later change must not swallow this one.
                 station.spawn(self.send_status(evse.id, connector_id, status, force=True))
 
+    def hold_statuses(self) -> None:
+        """Until send_changed_statuses(): status changes are kept, not sent."""
+        self._held = True
+
     async def send_changed_statuses(self) -> None:
-        """Coming online: every status the CSMS has not acknowledged yet."""
+        """Coming online: every status the CSMS has not acknowledged yet (B04: those that
+        changed while offline), after the transaction messages queued meanwhile."""
+        self._held = False
         for evse in self.station.evses.values():
             for connector_id in evse.connector_ids:
                 self._reported[connector_key(evse.id, connector_id)] = (

@@ -3,9 +3,9 @@
 A transaction starts when one of the TxStartPoint conditions becomes true and ends when one
 of the TxStopPoint conditions that was true stops being true (E01/E06). Every change the
 EVSE reports produces a TransactionEvent with the triggerReason that caused it, numbered by
-seqNo, carrying the idToken once, and queued in the station's outbox so none is lost while
-offline (E11/E12): a message leaves it once the CSMS answered, or once it has failed
-MessageAttempts times (E13).
+seqNo, carrying the idToken once for each authorization that starts or stops it, and queued
+in the station's outbox so none is lost while offline (E11/E12): a message leaves it once
+the CSMS answered, or once it has failed MessageAttempts times (E13).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ STOPPED_REASONS = {
     Change.ENERGY_LIMIT: "EnergyLimitReached",
 }
 _TOKEN_GIVEN = frozenset({Change.AUTHORIZED, Change.REMOTE_START})
+_STOPPED_BY_A_DRIVER = frozenset({Change.STOPPED, Change.MASTER_PASS})
 
 
 def _condition_set(plugged: bool, authorized: bool, energy: bool) -> frozenset[str]:
@@ -84,9 +85,12 @@ class Transaction(PhysicalTransaction):
     charging_state: str = "Idle"
     # Sent with the next TransactionEvent, then cleared (OCPP sends each once).
     id_token_unsent: bool = False
+    # The idToken the transaction is authorized for: the one that stops it with the same
+    # card (E07) is named in the event that reports the stop.
+    authorized_by: dict | None = None
     remote_start_id: int | None = None
-    # The idToken that stops the session when it is not the one that started it (a group
-    # member's, C09, or a master pass, C16): sent with the event that reports the stop.
+    # The idToken that stops the session when it is not the one it is authorized for (a
+    # group member's, C09, or a master pass, C16): named in the event that reports the stop.
     stop_id_token: dict | None = None
     meter_task: asyncio.Task | None = field(default=None, repr=False)
 
@@ -113,6 +117,13 @@ class Transactions(Block):
     def evse_changed(self, evse: Evse, change: Change, *, end: bool = False) -> None:
         """Re-evaluate after a change; queue the TransactionEvent it implies, if any."""
         dm = self.station.device_model
+        stopped_by = None
+        if change in _STOPPED_BY_A_DRIVER and evse.transaction is not None:
+            # E07: the driver stopped with the card the transaction is authorized for, or
+            # another of its group (C09) or a master pass (C16).
+            tx = evse.transaction
+            stopped_by = tx.stop_id_token or tx.authorized_by
+            tx.stop_id_token = None
         if change is Change.UNPLUGGED:
             # E09/E10: StopTxOnEVSideDisconnect says whether the EV leaving ends it.
             end = dm.get_bool("TxCtrlr", "StopTxOnEVSideDisconnect")
@@ -130,6 +141,7 @@ class Transactions(Block):
             stopped_reason=STOPPED_REASONS.get(change),
             force_end=end,
             token_changed=change in _TOKEN_GIVEN,
+            stopped_by=stopped_by,
         )
 
     def remote_start_requested(self, evse: Evse, remote_start_id: int) -> None:
@@ -170,6 +182,7 @@ class Transactions(Block):
         stopped_reason: str | None = None,
         force_end: bool = False,
         token_changed: bool = False,
+        stopped_by: dict | None = None,
     ) -> None:
         station = self.station
         previous = self._seen(evse)
@@ -186,15 +199,19 @@ class Transactions(Block):
             return
         if token_changed and evse.id_token is not None:
             tx.id_token_unsent = True
+            tx.authorized_by = evse.id_token
             remote_start_id = self._remote_start_id(evse)
             if remote_start_id is not None:
                 tx.remote_start_id = remote_start_id
         stop_points = dm.get_list("TxCtrlr", "TxStopPoint")
         lost = any(p in previous and p not in now for p in stop_points)
         if force_end or lost:
-            self._end(evse, trigger, stopped_reason or "Local")
-        elif tx.charging_state != evse.charging_state() or tx.id_token_unsent:
-            self.event(evse, "Updated", trigger)
+            self._end(evse, trigger, stopped_reason or "Local", id_token=stopped_by)
+        elif (tx.charging_state != evse.charging_state() or tx.id_token_unsent
+              or stopped_by is not None):
+            # A stop that leaves the transaction running (TxStopPoint EVConnected) is
+            # reported too: it carries the idToken that stopped the charging.
+            self.event(evse, "Updated", trigger, id_token=stopped_by)
         station.report_evse(evse)
 
     def _start(self, evse: Evse, trigger: str) -> None:
@@ -202,6 +219,7 @@ class Transactions(Block):
             transaction_id=str(uuid.uuid4()),
             started_at=time.monotonic(),
             id_token_unsent=evse.id_token is not None,
+            authorized_by=evse.id_token,
             remote_start_id=self._remote_start_id(evse) if evse.id_token else None,
             energy_at_start_wh=evse.meter.register_wh,
         )
@@ -209,7 +227,8 @@ class Transactions(Block):
         evse.transaction.meter_task = asyncio.ensure_future(
             self.station.meter_values.periodic(evse))
 
-    def _end(self, evse: Evse, trigger: str, stopped_reason: str) -> None:
+    def _end(self, evse: Evse, trigger: str, stopped_reason: str,
+             id_token: dict | None = None) -> None:
         tx = evse.transaction
         if tx.meter_task is not None:
             tx.meter_task.cancel()
@@ -219,6 +238,7 @@ class Transactions(Block):
             trigger,
             meter=("TxEndedMeasurands", "Transaction.End"),
             stopped_reason=stopped_reason,
+            id_token=id_token,
         )
         evse.transaction = None
         evse.id_token = None
@@ -237,9 +257,11 @@ class Transactions(Block):
         *,
         meter: tuple[str, str] | None = None,
         stopped_reason: str | None = None,
+        id_token: dict | None = None,
     ) -> None:
         """Queue one TransactionEvent for the EVSE's transaction; `meter` names the
-        SampledDataCtrlr measurands variable and the reading context to sample with."""
+        SampledDataCtrlr measurands variable and the reading context to sample with;
+        `id_token`, the idToken that ended the authorization (E07)."""
         tx = evse.transaction
         evse.update_meter()
         state = "Idle" if event_type == "Ended" and evse.plugged_connector is None else None
@@ -260,12 +282,15 @@ class Transactions(Block):
             "transactionInfo": info,
             "evse": {"id": evse.id, "connectorId": evse.last_connector},
         }
-        if tx.id_token_unsent and evse.id_token is not None:
+        # TransactionEventRequest.idToken: required when the EV driver becomes authorized
+        # and when the EV driver ends the authorization, once for each; not when the CSMS
+        # (RequestStopTransaction) or a reset ends it.
+        if id_token is not None:
+            payload["idToken"] = id_token
+            tx.id_token_unsent = False
+        elif tx.id_token_unsent and evse.id_token is not None:
             payload["idToken"] = evse.id_token
             tx.id_token_unsent = False
-        elif tx.stop_id_token is not None:
-            payload["idToken"] = tx.stop_id_token
-            tx.stop_id_token = None
         if meter is not None:
             sampled = self.station.meter_values.transaction_sample(evse, *meter)
             if sampled:
@@ -297,13 +322,15 @@ class Transactions(Block):
 
     # -- E11-E13 delivery -------------------------------------------------------------
 
-    def deliver_queued(self) -> Coroutine[Any, Any, None]:
+    def deliver_queued(self, *, until_empty: bool = False) -> Coroutine[Any, Any, None]:
         """While online: queued messages go out in order, each until answered (E11/E12),
-        or until it failed MessageAttempts times (E13)."""
+        or until it failed MessageAttempts times (E13); `until_empty`: only those queued
+        so far (and any made meanwhile)."""
         # The outbox's own coroutine, not one awaiting it: every online station holds it
         # for as long as it is connected, and a frame less is a few hundred bytes less.
         return self.station.outbox.deliver(
-            self._deliver, attempts=self._attempts, interval=self._interval
+            self._deliver, attempts=self._attempts, interval=self._interval,
+            until_empty=until_empty,
         )
 
     def _attempts(self) -> int:

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from stations.api.models import ApiToken
+from stations.database import database_problem
 
 
 class Command(BaseCommand):
@@ -22,6 +23,8 @@ class Command(BaseCommand):
                             help="valid for this many days (default: until revoked)")
 
     def handle(self, *args, **options):
+        if problem := database_problem():
+            raise CommandError(problem)
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None:
             raise CommandError(f"no user {options['username']!r}: create it first "

@@ -10,10 +10,11 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import get_default_application
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from twisted.internet import defer, reactor
 
 from stations import embedded
+from stations.database import database_problem
 from stations.models import Station
 from stations.shard_host import ShardHost
 
@@ -32,6 +33,8 @@ class Command(BaseCommand):
                             help="serve the dashboard only (stations run on Celery workers)")
 
     def handle(self, *args, **options):
+        if problem := database_problem():
+            raise CommandError(problem)
         self.options = options
         self.stop = asyncio.Event()
         self.main_task = None

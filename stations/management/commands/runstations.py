@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from stations.configs import station_configs
+from stations.database import database_problem
 from stations.engine.shard import Shard
 from stations.models import Station
 from stations.recorder import Recorder
@@ -61,6 +62,8 @@ class Command(BaseCommand):
                             help="skip JSON-schema validation (saves CPU in large fleets)")
 
     def handle(self, *args, **options):
+        if problem := database_problem():
+            raise CommandError(problem)
         stations = Station.objects.filter(enabled=True)
         if options["station_ids"]:
             stations = stations.filter(station_id__in=options["station_ids"])

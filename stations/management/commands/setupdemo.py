@@ -6,9 +6,10 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from stations.database import database_problem
 from stations.models import Connector, Evse, Station, StationTemplate
 
 DEMO_USER = "demo"
@@ -24,6 +25,8 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
+        if problem := database_problem():
+            raise CommandError(problem)
         url = options["csms_url"]
         password = self.demo_login()
         template, _ = StationTemplate.objects.get_or_create(

@@ -1,5 +1,6 @@
 """Authorization: C01-C16, how an idToken presented at a station is decided and what it may
-stop, walked against the schema-validating CSMS; the cache's own rules at the end."""
+stop, walked against the schema-validating CSMS (which refuses an idToken whose value does
+not fit its type, as a strict CSMS does); the cache's own rules at the end."""
 
 import asyncio
 import time
@@ -20,6 +21,17 @@ STRANGER = "04C0FFEE"
 MASTER = "04BADA55"
 CONTRACT = "DE8AAC12345678"  # eMAID: country, provider, C, instance (ISO 15118-2)
 CACHE_ON = {"AuthCacheCtrlr.Enabled": "true"}
+# A value of each IdTokenEnumType in its format, and one that is not.
+TOKENS = [
+    ("ISO14443", "04A1B2C3", "TOKEN-001"),
+    ("ISO15693", "E004015012345678", "04A1B2C3"),
+    ("eMAID", "DE-8AA-C12345678-D", "DE-8AA-C12345678-9"),
+    ("MacAddress", "02:00:5E:10:00:01", "02:00:5E"),
+    ("KeyCode", "1234", "12 34"),
+    ("Central", "app-session-17", "app session 17"),
+    ("Local", "LOCAL-1", "#1"),
+    ("NoAuthorization", "", "04A1B2C3"),
+]
 
 
 def rfid(value):
@@ -57,10 +69,10 @@ async def send_list(csms, version, entries, update_type="Full"):
 
 
 async def test_c01_a_rejected_token_gets_no_energy(csms, fleet):
-    csms.policy.rejected_tokens.add("BAD")
+    csms.policy.rejected_tokens.add("0BADC0DE")
     station = await fleet.start()
     await station.plug_in(1)
-    outcome = await station.present_id_token(1, "BAD")
+    outcome = await station.present_id_token(1, "0BADC0DE")
     assert not outcome.ok
     assert outcome.status == "Invalid"
     assert station.evses[1].charging_state() == "EVConnected"
@@ -68,21 +80,52 @@ async def test_c01_a_rejected_token_gets_no_energy(csms, fleet):
 
 
 def test_c01_two_id_tokens_are_equal_when_value_and_type_are_whatever_their_additional_info():
-    # C01.FR.25
+    # C01.FR.25; the value is a CiString: case does not matter.
     card = {"idToken": DRIVER, "type": "ISO14443"}
     assert same_token(card, {**card, "additionalInfo": [{"additionalIdToken": "x",
                                                           "type": "y"}]})
+    assert same_token(card, {"idToken": DRIVER.lower(), "type": "ISO14443"})
     assert not same_token(card, {"idToken": DRIVER, "type": "ISO15693"})
+
+
+# The start button's NoAuthorization idToken is never sent in an Authorize (C02).
+@pytest.mark.parametrize("token_type, valid, invalid",
+                         [t for t in TOKENS if t[0] != "NoAuthorization"])
+async def test_c01_a_token_of_its_types_format_is_authorized_another_gets_a_call_error(
+        csms, fleet, token_type, valid, invalid):
+    station = await fleet.start(evses=2)
+    assert (await station.present_id_token(1, valid, token_type)).ok
+    outcome = await station.present_id_token(2, invalid, token_type)
+    # As CitrineOS answers: [4, id, "PropertyConstraintViolation", "ISO14443 tokens ...", {}]
+    assert (outcome.ok, outcome.status) == (False, "Failed")
+    assert outcome.detail.startswith("the CSMS refused the Authorize: PropertyConstraintViolation")
+    errors = [f for sid, way, f in csms.frames if way == "out" and f.startswith("[4,")]
+    assert len(errors) == 1 and "PropertyConstraintViolation" in errors[0]
+    assert station.evses[2].id_token is None
+    # The sandbox counts a badly formatted idToken as a station's mistake: any other test
+    # that sent one would fail.
+    assert len(csms.violations) == 1 and token_type in csms.violations[0]
+    csms.violations.clear()
+
+
+async def test_a_badly_formatted_token_in_a_transaction_event_is_refused_too(csms, fleet):
+    station = await fleet.start(variables=variables(**{"AuthCtrlr.Enabled": "false"}))
+    await station.present_id_token(1, "TOKEN-001")  # no Authorize: nothing checks it
+    await station.plug_in(1)
+    await wait_until(lambda: csms.violations)
+    assert "TransactionEvent request: idToken: ISO14443 idTokens are" in csms.violations[0]
+    await station.stop()
+    csms.violations.clear()
 
 
 async def test_c15_an_unknown_token_offline_is_refused_unless_allowed(csms, fleet):
     station = await fleet.start()
     await csms.stop()
     await wait_until(lambda: not station.online)
-    outcome = await station.present_id_token(1, "TOKEN-1")
+    outcome = await station.present_id_token(1, "04A1B2C3")
     assert outcome.status == "Offline"
     station.device_model.set_internal("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "true")
-    assert (await station.present_id_token(1, "TOKEN-1")).ok
+    assert (await station.present_id_token(1, "04A1B2C3")).ok
     await restart_csms(csms)
 
 

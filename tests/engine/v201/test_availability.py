@@ -40,7 +40,7 @@ async def test_g03_change_availability_takes_an_evse_out_of_service(csms, fleet)
         "StatusNotification", "CS-1", where=lambda s: s["connectorStatus"] == "Unavailable"
     )
     assert unavailable[0]["evseId"] == 2
-    assert not (await station.present_id_token(2, "TOKEN-1")).ok
+    assert not (await station.present_id_token(2, "04A1B2C3")).ok
     persisted = [d for _, kind, d in fleet.events if kind == "variable"]
     assert {"key": "Availability/EVSE[2]", "value": "Inoperative"} in persisted
     missing = await csms.call(
@@ -53,7 +53,7 @@ async def test_g04_change_availability_of_the_station_is_scheduled_during_a_tran
     csms, fleet
 ):
     station = await fleet.start(evses=2)
-    await station.present_id_token(1, "TOKEN-1")
+    await station.present_id_token(1, "04A1B2C3")
     await station.plug_in(1)
     answer = await csms.call("CS-1", call.ChangeAvailability(operational_status="Inoperative"))
     assert answer.status == "Scheduled"

@@ -8,7 +8,7 @@ async def test_j02_meter_values_follow_tx_updated_interval_with_rising_energy(cs
         variables=variables(**{"SampledDataCtrlr.TxUpdatedInterval": "1"}),
         time_scale=60.0,
     )
-    await station.present_id_token(1, "TOKEN-1")
+    await station.present_id_token(1, "04A1B2C3")
     await station.plug_in(1)
     events = await csms.wait_for(
         "TransactionEvent", "CS-1", where=lambda e: e["triggerReason"] == "MeterValuePeriodic",

@@ -170,7 +170,7 @@ async def test_b11_reset_immediate_without_a_transaction_reboots(csms, fleet):
 
 async def test_b12_reset_immediate_ends_the_running_transaction_first(csms, fleet):
     station = await fleet.start()
-    await station.present_id_token(1, "TOKEN-1")
+    await station.present_id_token(1, "04A1B2C3")
     await station.plug_in(1)
     await csms.wait_for("TransactionEvent", "CS-1")
     assert (await csms.call("CS-1", call.Reset(type="Immediate"))).status == "Accepted"
@@ -192,11 +192,11 @@ async def test_b12_reset_immediate_ends_the_running_transaction_first(csms, flee
 
 async def test_b12_reset_on_idle_waits_for_the_transaction_to_end(csms, fleet):
     station = await fleet.start()
-    await station.present_id_token(1, "TOKEN-1")
+    await station.present_id_token(1, "04A1B2C3")
     await station.plug_in(1)
     assert (await csms.call("CS-1", call.Reset(type="OnIdle"))).status == "Scheduled"
     assert len(csms.messages("CS-1", "BootNotification")) == 1
-    await station.present_id_token(1, "TOKEN-1")
+    await station.present_id_token(1, "04A1B2C3")
     boots = await csms.wait_for("BootNotification", "CS-1", count=2, timeout=5)
     assert boots[1]["reason"] == "RemoteReset"
     ended = csms.messages("CS-1", "TransactionEvent")[-1]

@@ -55,6 +55,7 @@ async def test_f02_f03_remote_start_then_plug_in_then_remote_stop(
     ended = (await csms.wait_for("TransactionEvent", "CS-1", count=2))[1]
     assert ended["triggerReason"] == "RemoteStop"
     assert ended["transactionInfo"]["stoppedReason"] == "Remote"
+    assert "idToken" not in ended, "no driver ended it: the CSMS did"
 
 
 async def test_f02_remote_start_without_an_ev_times_out(csms, fleet):
@@ -88,7 +89,7 @@ async def test_f05_unlock_connector_unlocks_a_known_connector_with_no_transactio
     assert unlocked.status == "Unlocked"
     unknown = await csms.call("CS-1", call.UnlockConnector(evse_id=1, connector_id=5))
     assert unknown.status == "UnknownConnector"
-    await station.present_id_token(1, "TOKEN-1")
+    await station.present_id_token(1, "04A1B2C3")
     await station.plug_in(1)
     busy = await csms.call("CS-1", call.UnlockConnector(evse_id=1, connector_id=1))
     assert busy.status == "OngoingAuthorizedTransaction"
@@ -124,7 +125,7 @@ async def test_f06_trigger_message_refuses_what_it_cannot_send(csms, fleet):
         "CS-1", call.TriggerMessage(requested_message="SignChargingStationCertificate")
     )
     assert sign.status == "NotImplemented"
-    await station.present_id_token(1, "TOKEN-1")
+    await station.present_id_token(1, "04A1B2C3")
     await station.plug_in(1)
     await csms.wait_for("TransactionEvent", "CS-1")
     tx = await csms.call(
