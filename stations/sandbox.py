@@ -55,6 +55,12 @@ class Policy:
     boot_interval: int = 300
     # idTokens answered Invalid by Authorize and by TransactionEvent.
     rejected_tokens: set[str] = field(default_factory=set)
+    # The idTokenInfo (camelCase, as OCPP spells it) answered for an idToken, e.g. with a
+    # groupIdToken or cacheExpiryDateTime; it wins over rejected_tokens.
+    token_infos: dict[str, dict] = field(default_factory=dict)
+    # Authorize with a contract's certificate hash data (C07): the certificateStatus
+    # answered for an eMAID; Accepted for any other.
+    certificate_statuses: dict[str, str] = field(default_factory=dict)
     # Actions answered with a CALLERROR of this code, or not answered at all.
     call_errors: dict[str, str] = field(default_factory=dict)
     silent_actions: set[str] = field(default_factory=set)
@@ -144,14 +150,21 @@ class CsmsSession(ChargePoint):
         return call_result.StatusNotification()
 
     def _id_token_info(self, id_token: dict) -> dict:
+        info = self.policy.token_infos.get(id_token["id_token"])
+        if info is not None:
+            return camel_to_snake_case(info)
         # idTokens are case-insensitive (IdTokenType).
         rejected = id_token["id_token"].casefold() in {
             t.casefold() for t in self.policy.rejected_tokens}
         return {"status": "Invalid" if rejected else "Accepted"}
 
     @on("Authorize")
-    def on_authorize(self, id_token, **_):
-        return call_result.Authorize(id_token_info=self._id_token_info(id_token))
+    def on_authorize(self, id_token, iso15118_certificate_hash_data=None, **_):
+        certificate = None
+        if iso15118_certificate_hash_data:
+            certificate = self.policy.certificate_statuses.get(id_token["id_token"], "Accepted")
+        return call_result.Authorize(id_token_info=self._id_token_info(id_token),
+                                     certificate_status=certificate)
 
     @on("TransactionEvent")
     def on_transaction_event(self, id_token=None, **_):

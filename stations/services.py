@@ -26,6 +26,7 @@ STATION_FIELDS = {"connect": {"desired_online": True}, "disconnect": {"desired_o
 EVSE_FIELDS = {
     "plug_in": {"ev_plugged": True},
     "start_charging": {"ev_plugged": True},
+    "present_contract": {"ev_plugged": True},
     "unplug": {"ev_plugged": False},
     "set_fault": {"faulted": True},
     "clear_fault": {"faulted": False},

@@ -24,6 +24,7 @@ from .engine.id_tokens import DEFAULT_TYPE as DEFAULT_ID_TOKEN_TYPE
 from .engine.publisher import FrameIds, Publisher
 from .engine.shard import Shard
 from .engine.station import Station
+from .engine.v201.authorization import authorization_view
 from .leases import LeaseLost, LocalLease
 from .models import Evse, StationLive
 from .models import Station as StationRow
@@ -114,6 +115,11 @@ COMMANDS = {
     "clear_fault": lambda s, a: s.set_fault(a["evse_id"], False),
     "set_ev_drawing": lambda s, a: s.set_ev_drawing(a["evse_id"], a["drawing"]),
     "reboot": lambda s, a: s.reboot(),
+    # What a driver does that authorization needs (C02-C07).
+    "enter_pin": lambda s, a: s.enter_pin(a["evse_id"], a["pin"]),
+    "press_start_button": lambda s, a: s.press_start_button(a["evse_id"]),
+    "pay_by_card": lambda s, a: s.pay_by_card(a["evse_id"]),
+    "present_contract": lambda s, a: s.present_contract(a["evse_id"], a["emaid"]),
 }
 
 
@@ -245,6 +251,10 @@ class ShardHost:
         if command == "get_variables" and station_id in self.engine.stations:
             variables = variable_rows(self.engine.stations[station_id])
             await self._reply(message, Outcome(True, "Accepted"), data=variables)
+            return
+        if command == "get_authorization" and station_id in self.engine.stations:
+            view = authorization_view(self.engine.stations[station_id])
+            await self._reply(message, Outcome(True, "Accepted"), data=view)
             return
         station = self.engine.stations.get(station_id)
         if station is None:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/stations/<str:station_id>/", views.api_station),
     path("api/stations/<str:station_id>/variables/", views.api_variables),
     path("api/stations/<str:station_id>/command/", views.api_command),
+    path("api/stations/<str:station_id>/authorization/", views.api_authorization),
     path("api/fleet/command/", views.api_fleet_command),
     path("api/sandbox/messages/", views.api_sandbox_messages),
     path("api/sandbox/<str:action>/", views.api_sandbox),

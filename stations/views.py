@@ -23,6 +23,11 @@ PAGE_SIZE_MAX = 200
 STATION_COMMANDS = {"connect", "disconnect", "reboot"}
 EVSE_COMMANDS = {"plug_in", "unplug", "present_id_token", "start_charging", "stop_charging",
                  "set_fault", "clear_fault"}
+# The authorization panel's driver controls (C02-C07) and what each takes besides evse_id:
+# the field and the idToken type its value is.
+AUTH_COMMANDS = {"enter_pin": ("pin", "KeyCode"), "present_contract": ("emaid", "eMAID"),
+                 "pay_by_card": None, "press_start_button": None}
+EVSE_COMMANDS |= set(AUTH_COMMANDS)
 
 
 def _page_context() -> dict:
@@ -133,7 +138,25 @@ async def api_command(request, station_id):
             return JsonResponse({"ok": False, "status": "Rejected", "detail": problem,
                                  "field": "id_token"}, status=400)
         args.update(id_token=token, token_type=token_type)
+    if AUTH_COMMANDS.get(command):
+        field, token_type = AUTH_COMMANDS[command]
+        value = str(data.get(field) or "").strip()
+        problem = id_tokens.problem(token_type, value) if value else f"a {field} is required"
+        if problem:
+            return JsonResponse({"ok": False, "status": "Rejected", "detail": problem,
+                                 "field": field}, status=400)
+        args[field] = value
     return JsonResponse(await services.asend_command(station_id, command, **args))
+
+
+@login_required
+@require_GET
+async def api_authorization(request, station_id):
+    """The running station's authorization cache, local list and master pass."""
+    reply = await services.asend_command(station_id, "get_authorization")
+    if not reply["ok"]:
+        return JsonResponse({"ok": False, "detail": reply["detail"] or reply["status"]})
+    return JsonResponse({"ok": True, **reply.get("data", {})})
 
 
 @login_required

@@ -26,6 +26,7 @@ from ..shard_host import COMMANDS
 STATION_COMMANDS = ("connect", "disconnect", "reboot")
 EVSE_COMMANDS = tuple(c for c in COMMANDS if c not in STATION_COMMANDS)
 TOKEN_COMMANDS = ("present_id_token", "start_charging")
+AUTH_FIELDS = {"enter_pin": "pin", "present_contract": "emaid"}  # what each command takes
 NOT_RUNNING = {"NotRunning", "Unknown"}  # services' and the shard's words for it
 
 
@@ -72,6 +73,12 @@ class CommandSerializer(serializers.Serializer):
         f"{id_tokens.DEFAULT_TYPE}.")
     drawing = serializers.BooleanField(required=False,
                                        help_text="set_ev_drawing: does the EV draw power?")
+    pin = serializers.RegexField(r"^\d{1,36}$", required=False,
+                                 help_text="enter_pin: the digits the driver types (C04).")
+    emaid = serializers.CharField(max_length=id_tokens.MAX_LENGTH, required=False,
+                                  help_text="present_contract: the contract the EV presents "
+                                  "with its certificate over ISO 15118 (C07), e.g. "
+                                  "DE8AAC12345678.")
 
     def validate(self, attrs):
         command, errors = attrs["command"], {}
@@ -85,6 +92,14 @@ class CommandSerializer(serializers.Serializer):
                 errors["id_token"] = [f"{problem}."]
         if command == "set_ev_drawing" and "drawing" not in attrs:
             errors["drawing"] = ["set_ev_drawing needs drawing: true or false."]
+        if command == "present_contract":
+            emaid = attrs.get("emaid", "").strip()
+            if not emaid:
+                errors["emaid"] = ["present_contract needs emaid."]
+            elif problem := id_tokens.problem("eMAID", emaid):
+                errors["emaid"] = [f"{problem}."]
+        if command == "enter_pin" and not attrs.get("pin"):
+            errors["pin"] = ["enter_pin needs pin: 1-36 digits."]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
@@ -102,6 +117,8 @@ class CommandSerializer(serializers.Serializer):
             args["token_type"] = data.get("token_type", id_tokens.DEFAULT_TYPE)
         if command == "set_ev_drawing":
             args["drawing"] = data["drawing"]
+        if command in AUTH_FIELDS:
+            args[AUTH_FIELDS[command]] = data[AUTH_FIELDS[command]].strip()
         return args
 
 
@@ -151,6 +168,23 @@ class StationVariablesView(APIView):
         if outcome["ok"]:
             # Write-only variables (BasicAuthPassword) come without a value from the engine.
             outcome["variables"] = variables or []
+        return Response(outcome, status=outcome_status(outcome))
+
+
+class AuthorizationView(APIView):
+    @extend_schema(operation_id="stations_authorization", tags=["stations"],
+                   responses={**OUTCOMES, 200: OpenApiResponse(
+                       description="`cache` (enabled, policy, lifetime_s, bytes, entries), "
+                       "`local_list` (enabled, version, entries), `master_pass` (group, "
+                       "would_stop) and the AuthCtrlr `settings` that decide.")},
+                   summary="The running station's authorization cache, local list and "
+                   "master pass")
+    async def get(self, request, station_id):
+        await _existing(station_id)
+        outcome = await services.asend_command(station_id, "get_authorization")
+        data = outcome.pop("data", None)
+        if outcome["ok"]:
+            outcome.update(data or {})
         return Response(outcome, status=outcome_status(outcome))
 
 

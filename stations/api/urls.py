@@ -8,7 +8,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 from rest_framework.urlpatterns import format_suffix_patterns
 
-from .commands import FleetCommandView, StationCommandView, StationVariablesView
+from .commands import (
+    AuthorizationView,
+    FleetCommandView,
+    StationCommandView,
+    StationVariablesView,
+)
 from .fleet import FleetView
 from .runs import REPORT_FORMATS, REPORT_RENDERERS, RunViewSet
 from .scenarios import ScenarioListView
@@ -23,6 +28,7 @@ router.register("runs", RunViewSet, basename="run")
 urlpatterns = [
     path("stations/<str:station_id>/commands/", StationCommandView.as_view()),
     path("stations/<str:station_id>/variables/", StationVariablesView.as_view()),
+    path("stations/<str:station_id>/authorization/", AuthorizationView.as_view()),
     path("fleet/", FleetView.as_view()),
     path("fleet/commands/", FleetCommandView.as_view()),
     path("scenarios/", ScenarioListView.as_view()),

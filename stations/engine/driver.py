@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .id_tokens import DEFAULT_TYPE
 from .physical.evse import Change
+from .v201.auth_cache import same_token
 
 if TYPE_CHECKING:
     from .physical.evse import Evse
@@ -31,11 +32,6 @@ class Outcome:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def same_id_token(a: dict, b: dict) -> bool:
-    """Whether two IdTokenTypes name the same token: the value is case-insensitive."""
-    return a["type"] == b["type"] and a["idToken"].casefold() == b["idToken"].casefold()
 
 
 class DriverActions:
@@ -63,32 +59,47 @@ class DriverActions:
         self._evse(evse_id).set_fault(faulted)
         return Outcome(True, "Accepted")
 
+    # -- C01-C09, C16: what a driver presents; the authorization block decides -----------
+
     async def present_id_token(
         self, evse_id: int, id_token: str, token_type: str = DEFAULT_TYPE
     ) -> Outcome:
-        """C01/E03/E07: a driver holds a card to the reader of an EVSE."""
-        evse = self._evse(evse_id)
+        """C01/E03/E07: a driver holds a card (or phone, or key fob) to an EVSE's reader;
+        `token_type` says what it is: ISO14443 or ISO15693 (RFID, C01), KeyCode (C04),
+        Local (C06), eMAID (C08, external identification), Central, MacAddress."""
         token = {"idToken": id_token, "type": token_type}
-        if evse.id_token is not None:
-            if not same_id_token(evse.id_token, token):
-                return Outcome(False, "Rejected", "EVSE is in use by another idToken")
-            # E07: the same card again stops the session without asking the CSMS.
-            evse.deauthorize(Change.STOPPED)
-            return Outcome(True, "Stopped")
-        if not evse.operative or not self.operative or evse.faulted:
-            return Outcome(False, "Rejected", "EVSE is not available")
-        status, detail = await self.authorization.check(token)
-        if status != "Accepted":
-            return Outcome(False, status, detail)
-        evse.authorize(token)
-        return Outcome(True, "Accepted")
+        return Outcome(*await self.authorization.present(self._evse(evse_id), token))
+
+    async def enter_pin(self, evse_id: int, pin: str) -> Outcome:
+        """C04: a driver types a PIN code on the station's keypad."""
+        if not pin.isdigit() or len(pin) > 36:
+            return Outcome(False, "Rejected", "a PIN is 1-36 digits")
+        return await self.present_id_token(evse_id, pin, "KeyCode")
+
+    async def press_start_button(self, evse_id: int) -> Outcome:
+        """C02: a driver presses the EVSE's start button (again: its stop button)."""
+        return Outcome(*await self.authorization.start_button(self._evse(evse_id)))
+
+    async def pay_by_card(self, evse_id: int) -> Outcome:
+        """C03: a driver pays with a credit or debit card at the payment terminal."""
+        return Outcome(*self.authorization.card_payment(self._evse(evse_id)))
+
+    async def present_contract(self, evse_id: int, emaid: str) -> Outcome:
+        """C07 Plug and Charge: the EV, plugged in (now, if not yet), presents its
+        contract."""
+        evse = self._evse(evse_id)
+        if evse.plugged_connector is None and evse.id_token is None:
+            problem = evse.plug_in()
+            if problem:
+                return Outcome(False, "Rejected", problem)
+        return Outcome(*await self.authorization.contract(evse, emaid))
 
     async def start_charging(
         self, evse_id: int, id_token: str, token_type: str = DEFAULT_TYPE
     ) -> Outcome:
         """A driver plugs in (if not yet) and presents a card."""
         evse = self._evse(evse_id)
-        if evse.id_token is not None and same_id_token(
+        if evse.id_token is not None and same_token(
             evse.id_token, {"idToken": id_token, "type": token_type}
         ):
             return Outcome(True, "Accepted", "already authorized")

@@ -306,6 +306,11 @@ class OcppPeer(ChargePoint):
             response = route.on(block, **kwargs)
             if inspect.isawaitable(response):
                 response = await response
+        except ProtocolViolation as refused:
+            # A handler that refuses the request as OCPP-J prescribes (e.g. over a limit).
+            await self._reply_error(msg.unique_id, refused.code, refused.description,
+                                    msg.action)
+            return
         except Exception:
             LOGGER.exception("%s: handler for %s failed", self.id, msg.action)
             await self._reply_error(msg.unique_id, "InternalError", "Station failed to handle it",

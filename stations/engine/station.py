@@ -28,6 +28,7 @@ from .protocol import OcppPeer
 from .v201.authorization import Authorization
 from .v201.availability import Availability
 from .v201.data_transfer import DataTransfer
+from .v201.local_auth_list import LocalAuthList
 from .v201.meter_values import MeterValues
 from .v201.provisioning import Provisioning
 from .v201.remote_control import RemoteControl
@@ -49,11 +50,11 @@ class Station(DriverActions, OcppPeer):
         "config", "sink", "_draws", "device_model", "operative", "evses", "outbox", "online",
         "_wanted_online", "_stopping", "_session_end", "_wake", "_reboot_reason",
         "_background", "state_store", "provisioning", "availability", "transactions",
-        "_remote_control",
+        "_remote_control", "_authorization", "_local_list",
     )
     # The OCPP 2.0.1 functional blocks this station is made of; CALLs go to their handlers.
     BLOCKS = (Provisioning, Availability, Authorization, Transactions, RemoteControl,
-              MeterValues, DataTransfer)
+              MeterValues, DataTransfer, LocalAuthList)
 
     def __init__(
         self,
@@ -106,22 +107,28 @@ class Station(DriverActions, OcppPeer):
         # station restarted elsewhere neither loses nor repeats one.
         self.state_store = state_store
         # The blocks every station uses from its first connection; the others are made
-        # when first used (remote control) or for each use (authorization, meter values,
-        # data transfer keep no state).
+        # when first used (remote control, authorization, the local list) or for each use
+        # (meter values and data transfer keep no state).
         self.provisioning = Provisioning(self)
         self.availability = Availability(self)
         self.transactions = Transactions(self)
         self._remote_control: RemoteControl | None = None
+        self._authorization: Authorization | None = None
+        self._local_list: LocalAuthList | None = None
         self.availability.restore_operative()
         self.device_model.add_listener(self.availability.variable_changed)
         if state:
             self.restore_state(state)
 
-    # Blocks that keep no state: made for each use, they cost a station nothing between.
     @property
     def authorization(self) -> Authorization:
-        return Authorization(self)
+        return Authorization.of(self)
 
+    @property
+    def local_list(self) -> LocalAuthList:
+        return LocalAuthList.of(self)
+
+    # Blocks that keep no state: made for each use, they cost a station nothing between.
     @property
     def meter_values(self) -> MeterValues:
         return MeterValues(self)
@@ -142,11 +149,25 @@ class Station(DriverActions, OcppPeer):
                 for evse in self.evses.values()
             },
             "outbox": self.outbox.snapshot(),
+            **self._export_authorization(),
         }
+
+    def _export_authorization(self) -> dict:
+        # Only stations that hold a cache or a local list save them.
+        saved = {}
+        if self._authorization is not None and self._authorization.cache:
+            saved["auth_cache"] = self._authorization.export()
+        if self._local_list is not None and self._local_list.version:
+            saved["local_list"] = self._local_list.export()
+        return saved
 
     def restore_state(self, state: dict) -> None:
         """Resume after the process died: queued messages first, then the cut sessions end."""
         self.outbox = Outbox(state.get("outbox", []))
+        if state.get("auth_cache"):
+            self.authorization.restore(state["auth_cache"])
+        if state.get("local_list"):
+            self.local_list.restore(state["local_list"])
         for evse_id, evse_state in state.get("evses", {}).items():
             evse = self.evses.get(int(evse_id))
             if evse is not None:
@@ -156,6 +177,11 @@ class Station(DriverActions, OcppPeer):
     async def save_state(self) -> None:
         if self.state_store is not None:
             await self.state_store(self.config.station_id, self.export_state())
+
+    def save_soon(self) -> None:
+        """Save the state without waiting (what changed is not a transaction message)."""
+        if self.state_store is not None:
+            self.spawn(self.save_state())
 
     # -- events out ------------------------------------------------------------------
 

@@ -313,3 +313,21 @@ def test_pages_and_their_charts_fit_a_390_px_phone(browser, demo):
         page.wait_for_timeout(500)
         assert_fits(page, 390)
         context.close()
+
+
+def test_the_authorization_panel_presents_a_card_and_shows_the_station_s_list(page, demo):
+    open_station(page, demo, "DEMO-002")
+    auth = page.locator("[data-authorization]")
+    auth.locator("[data-auth-list-summary]").filter(has_text="version 0").wait_for()
+    auth.locator('button[data-auth-csms="send-local-list"]').click()
+    auth.locator("[data-auth-list-summary]").filter(has_text="version 1 · 4 of 1000").wait_for()
+    auth.locator('button[data-auth-csms="enable-cache"]').click()
+    auth.locator("[data-auth-outcome]").filter(has_text="Accepted").wait_for()
+    auth.locator("[data-auth-input=evse_id]").select_option("2")
+    auth.locator("[data-auth-input=id_token]").fill("04A1B2C3")
+    auth.locator('button[data-auth-command="present_id_token"]').click()
+    auth.locator('[data-auth-cache] tr[data-id-token="04A1B2C3"]').wait_for()
+    card = page.locator('[data-evse-cards] [data-evse="2"]')
+    card.locator("[data-field=id_token]").filter(has_text="04A1B2C3").wait_for()
+    auth.locator('button[data-auth-command="present_id_token"]').click()
+    auth.locator("[data-auth-outcome]").filter(has_text="Stopped").wait_for()

@@ -16,6 +16,7 @@ def test_every_action_a_station_answers_is_routed_to_the_block_that_handles_it()
         "GetVariables", "SetVariables", "GetBaseReport", "Reset", "ChangeAvailability",
         "RequestStartTransaction", "RequestStopTransaction", "GetTransactionStatus",
         "UnlockConnector", "TriggerMessage", "DataTransfer",
+        "ClearCache", "SendLocalList", "GetLocalListVersion",
     }
     assert routes["Reset"].block is Provisioning
     assert routes["RequestStartTransaction"].block is RemoteControl
@@ -42,4 +43,6 @@ def test_a_block_with_state_is_made_once_on_first_use_and_one_without_for_each_u
     assert station._remote_control is None, "no remote control until a request comes"
     control = RemoteControl.of(station)
     assert RemoteControl.of(station) is control
-    assert station.authorization is not station.authorization
+    assert station._authorization is None, "no authorization state until an idToken comes"
+    assert station.authorization is station.authorization
+    assert station.meter_values is not station.meter_values

@@ -14,6 +14,7 @@ import time
 
 import pytest
 import pytest_asyncio
+from ocpp.v201.call import GetLocalListVersion, SendLocalList
 
 from stations.sandbox import Policy, SandboxCsms
 from tests.waiting import eventually
@@ -109,6 +110,12 @@ async def test_a_killed_worker_child_loses_no_transaction(fleet):
     cluster, csms = fleet
     # A station on shard 0 charges; its worker child dies mid-transaction.
     station = "DIST-02"
+    # Its local list is saved with its state (D01): the worker that takes over has it.
+    await csms.call(station, SendLocalList(version_number=5, update_type="Full",
+                                           local_authorization_list=[{
+                                               "id_token": {"id_token": "04A1B2C3",
+                                                            "type": "ISO14443"},
+                                               "id_token_info": {"status": "Accepted"}}]))
     outcome = await command(cluster, station, "start_charging", evse_id=1, id_token="04A1B2C9")
     assert outcome["ok"], outcome
     started = (await csms.wait_for("TransactionEvent", station))[0]
@@ -130,6 +137,7 @@ async def test_a_killed_worker_child_loses_no_transaction(fleet):
     assert events[-1]["transactionInfo"]["stoppedReason"] == "PowerLoss"
     assert cluster.lease_holder(0)[1] != pid
     assert recovered < 20, f"recovered in {recovered:.1f} s"
+    assert (await csms.call(station, GetLocalListVersion())).version_number == 5
     # Every station of the dead child is back.
     await eventually(lambda: len(csms.sessions) == STATIONS + 5, 30, "all stations connected")
     # The database recorded the transaction as the CSMS saw it.

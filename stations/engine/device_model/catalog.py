@@ -41,6 +41,14 @@ AVAILABILITY_STATES = ("Available", "Occupied", "Reserved", "Unavailable", "Faul
 FILE_TRANSFER_PROTOCOLS = ("FTP", "FTPS", "HTTP", "HTTPS", "SFTP")
 # passwordString (Part 2, primitive datatypes).
 PASSWORD_PATTERN = r"[A-Za-z0-9*\-_=:+|@.]+"
+# The authorization cache's and the local list's bounds (v201/auth_cache.py,
+# v201/local_auth_list.py): the maxLimit of their Storage and Entries variables.
+AUTH_CACHE_STORAGE_MAX = 4096
+AUTH_CACHE_POLICIES = ("LRU", "LFU", "FIFO")
+LOCAL_LIST_ENTRIES_MAX = 1000
+LOCAL_LIST_STORAGE_MAX = 262144
+LOCAL_LIST_ITEMS_PER_MESSAGE = 100
+LOCAL_LIST_BYTES_PER_MESSAGE = 32768
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,28 @@ STATION_VARIABLES: tuple[VariableSpec, ...] = (
     _rw("AuthCtrlr", "LocalPreAuthorize", "boolean", "false"),
     _rw("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "boolean", "false"),
     _rw("AuthCtrlr", "DisableRemoteAuthorization", "boolean", "false"),
+    # C16: empty means no master pass group; a groupIdToken is an idToken (36 characters).
+    _rw("AuthCtrlr", "MasterPassGroupId", "string", "", max_limit=36),
+    # C10-C12. Off by default, so a load test's stations keep no idTokens unless asked to.
+    _ro("AuthCacheCtrlr", "Available", "boolean", "true", constant=True),
+    _rw("AuthCacheCtrlr", "Enabled", "boolean", "false"),
+    _rw("AuthCacheCtrlr", "LifeTime", "integer", "86400", unit="s", min_limit=0),
+    _rw("AuthCacheCtrlr", "Policy", "OptionList", "LRU", values_list=AUTH_CACHE_POLICIES),
+    _ro("AuthCacheCtrlr", "Storage", "integer", "0", min_limit=0,
+        max_limit=AUTH_CACHE_STORAGE_MAX, persistent=False),
+    _rw("AuthCacheCtrlr", "DisablePostAuthorize", "boolean", "false"),
+    # C13/C14, D01/D02.
+    _ro("LocalAuthListCtrlr", "Available", "boolean", "true", constant=True),
+    _rw("LocalAuthListCtrlr", "Enabled", "boolean", "true"),
+    _ro("LocalAuthListCtrlr", "Entries", "integer", "0", min_limit=0,
+        max_limit=LOCAL_LIST_ENTRIES_MAX, persistent=False),
+    _ro("LocalAuthListCtrlr", "ItemsPerMessage", "integer", str(LOCAL_LIST_ITEMS_PER_MESSAGE),
+        constant=True),
+    _ro("LocalAuthListCtrlr", "BytesPerMessage", "integer", str(LOCAL_LIST_BYTES_PER_MESSAGE),
+        constant=True),
+    _ro("LocalAuthListCtrlr", "Storage", "integer", "0", min_limit=0,
+        max_limit=LOCAL_LIST_STORAGE_MAX, persistent=False),
+    _rw("LocalAuthListCtrlr", "DisablePostAuthorize", "boolean", "false"),
     _rw("SampledDataCtrlr", "Enabled", "boolean", "true"),
     _measurands("SampledDataCtrlr", "TxStartedMeasurands", "Energy.Active.Import.Register"),
     _measurands("SampledDataCtrlr", "TxUpdatedMeasurands", ",".join(SUPPORTED_MEASURANDS)),

@@ -24,7 +24,7 @@ METER_STEP_S = 10.0
 
 
 class Change(enum.Enum):
-    """What happened at an EVSE. The last five end an authorization, and say why."""
+    """What happened at an EVSE. From STOPPED on, each ends an authorization and says why."""
 
     PLUGGED_IN = "plugged in"
     UNPLUGGED = "unplugged"
@@ -37,6 +37,8 @@ class Change(enum.Enum):
     RESET = "the station resets"
     CONNECT_TIMEOUT = "no EV was plugged in in time"
     DEAUTHORIZED = "the CSMS withdrew the idToken"
+    MASTER_PASS = "a master pass stopped the session"
+    ENERGY_LIMIT = "a withdrawn idToken used the energy it was allowed"
 
 
 class EvseHost(Protocol):

@@ -43,6 +43,8 @@ TRIGGER_REASONS = {
     Change.RESET: "ResetCommand",
     Change.CONNECT_TIMEOUT: "EVConnectTimeout",
     Change.DEAUTHORIZED: "Deauthorized",
+    Change.MASTER_PASS: "StopAuthorized",
+    Change.ENERGY_LIMIT: "EnergyLimitReached",
 }
 # The stoppedReason of a transaction a change ends; any other change that ends one: Local.
 STOPPED_REASONS = {
@@ -52,8 +54,11 @@ STOPPED_REASONS = {
     Change.RESET: "ImmediateReset",
     Change.CONNECT_TIMEOUT: "Timeout",
     Change.DEAUTHORIZED: "DeAuthorized",
+    Change.MASTER_PASS: "MasterPass",
+    Change.ENERGY_LIMIT: "EnergyLimitReached",
 }
 _TOKEN_GIVEN = frozenset({Change.AUTHORIZED, Change.REMOTE_START})
+_STOPPED_BY_A_DRIVER = frozenset({Change.STOPPED, Change.MASTER_PASS})
 
 
 def _condition_set(plugged: bool, authorized: bool, energy: bool) -> frozenset[str]:
@@ -84,6 +89,9 @@ class Transaction(PhysicalTransaction):
     # card (E07) is named in the event that reports the stop.
     authorized_by: dict | None = None
     remote_start_id: int | None = None
+    # The idToken that stops the session when it is not the one it is authorized for (a
+    # group member's, C09, or a master pass, C16): named in the event that reports the stop.
+    stop_id_token: dict | None = None
     meter_task: asyncio.Task | None = field(default=None, repr=False)
 
     def next_seq_no(self) -> int:
@@ -110,9 +118,12 @@ class Transactions(Block):
         """Re-evaluate after a change; queue the TransactionEvent it implies, if any."""
         dm = self.station.device_model
         stopped_by = None
-        if change is Change.STOPPED and evse.transaction is not None:
-            # E07: the driver stopped with the card the transaction is authorized for.
-            stopped_by = evse.transaction.authorized_by
+        if change in _STOPPED_BY_A_DRIVER and evse.transaction is not None:
+            # E07: the driver stopped with the card the transaction is authorized for, or
+            # another of its group (C09) or a master pass (C16).
+            tx = evse.transaction
+            stopped_by = tx.stop_id_token or tx.authorized_by
+            tx.stop_id_token = None
         if change is Change.UNPLUGGED:
             # E09/E10: StopTxOnEVSideDisconnect says whether the EV leaving ends it.
             end = dm.get_bool("TxCtrlr", "StopTxOnEVSideDisconnect")
@@ -296,6 +307,11 @@ class Transactions(Block):
             energy = evse.meter.register_wh - tx.energy_at_start_wh if tx else None
             station.emit("transaction", {"evse_id": evse.id, "tx_energy_wh": energy, **payload})
 
+    def stopping_id_token(self, evse: Evse, token: dict) -> None:
+        """`token` is about to stop the EVSE's session: the stop event carries it."""
+        if evse.transaction is not None:
+            evse.transaction.stop_id_token = token
+
     def trigger_event(self, evse: Evse) -> bool:
         """F06 TriggerMessage(TransactionEvent): one Updated event with fresh readings."""
         if evse.transaction is None:
@@ -340,11 +356,16 @@ class Transactions(Block):
         """E05/E06.FR.04: a CSMS that does not accept the idToken ends the authorization;
         StopTxOnInvalidId says whether the transaction ends with it."""
         info = response.get("idTokenInfo")
+        if info and "idToken" in request:
+            # The cache and the session's group learn what the CSMS said (C10.FR.05, C09).
+            self.station.authorization.transaction_answered(evse, request["idToken"], info)
         if not info or info.get("status") == "Accepted" or evse.transaction is None:
             return
         if request["transactionInfo"]["transactionId"] != evse.transaction.transaction_id:
             return
         end = self.station.device_model.get_bool("TxCtrlr", "StopTxOnInvalidId")
+        if not end and self.station.authorization.allow_energy_on_invalid_id(evse):
+            return  # C15.FR.07: it charges on until TxCtrlr.MaxEnergyOnInvalidId
         evse.deauthorize(Change.DEAUTHORIZED, end=end)
 
     # -- E14 GetTransactionStatus -----------------------------------------------------
