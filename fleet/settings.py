@@ -7,6 +7,7 @@ inside the web process. Setting REDIS_URL and DATABASE_URL selects scale-out mod
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from fleet.env import env, envbool, envint, envlist
 
@@ -161,6 +162,15 @@ FLEET_SHARD_SIZE = envint("FLEET_SHARD_SIZE", 2500)
 FLEET_RAMP_PER_SECOND = float(env("FLEET_RAMP_PER_SECOND", "200"))
 FLEET_PUBLISH_INTERVAL = float(env("FLEET_PUBLISH_INTERVAL", "0.3"))
 FLEET_LEASE_TTL = envint("FLEET_LEASE_TTL", 15)
+# A holder stops sending this long before its lease could lapse; a takeover waits TTL + it.
+FLEET_LEASE_MARGIN = float(env("FLEET_LEASE_MARGIN", str(max(1.0, FLEET_LEASE_TTL / 5))))
+# How stations come back after their engine process was killed: "power-loss" (boot, the
+# cut sessions end with PowerLoss) or "connection-loss" (they go on, as after a lost
+# connection). A clean stop (SIGTERM, a fenced shard) always goes on.
+FLEET_CRASH_RECOVERY = env("FLEET_CRASH_RECOVERY", "power-loss")
+if FLEET_CRASH_RECOVERY not in ("power-loss", "connection-loss"):
+    raise ImproperlyConfigured("FLEET_CRASH_RECOVERY must be power-loss or connection-loss, "
+                               f"not {FLEET_CRASH_RECOVERY!r}")
 FLEET_RECONCILE_SECONDS = float(env("FLEET_RECONCILE_SECONDS", "5"))
 FLEET_STOP_TIMEOUT = float(env("FLEET_STOP_TIMEOUT", "10"))
 # OCPP frames kept per station in the database's message log (the station page shows it).

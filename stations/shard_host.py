@@ -23,7 +23,7 @@ from .engine.driver import Outcome
 from .engine.publisher import FrameIds, Publisher
 from .engine.shard import Shard
 from .engine.station import Station
-from .leases import LeaseLost, LocalLease
+from .leases import Fenced, LeaseLost, LocalLease
 from .models import Evse, StationLive
 from .models import Station as StationRow
 from .recorder import Recorder
@@ -31,6 +31,9 @@ from .recorder import Recorder
 LOGGER = logging.getLogger(__name__)
 
 ALL_SHARDS_GROUP = "shard.all"
+# On a clean stop, seconds the stations' CALLs in flight have to get their answers, so the
+# next copy need not send them again.
+HANDOVER_DRAIN_S = 1.0
 
 
 def shard_group(shard: int | None) -> str:
@@ -117,22 +120,22 @@ COMMANDS = {
 
 class ShardHost:
     def __init__(self, shard: int | None = None, *, lease=None, layer=None,
-                 ramp_per_second: float | None = None, takeover_delay: float = 0.0):
+                 ramp_per_second: float | None = None):
         self.shard = shard
+        # Who may run the shard, and until when (leases: the takeover wait, the fence).
         self.lease = lease or LocalLease()
         self.layer = layer or get_channel_layer()
         self.ramp = ramp_per_second or settings.FLEET_RAMP_PER_SECOND
-        # A host that took over a lapsed lease waits so an old holder that is merely
-        # slow (not dead) notices first and stops its stations.
-        self.takeover_delay = takeover_delay
         self.publisher = Publisher(self._send, interval=settings.FLEET_PUBLISH_INTERVAL,
                                    shard=str(shard if shard is not None else "all"))
-        self.recorder = Recorder()
+        self.recorder = Recorder(guard=self.lease.runs_stations)
         self.metrics = fleet_metrics.process_metrics()
         self.metrics.hosting = True
         self._frame_ids = FrameIds()
         self.engine = Shard(self._sink, ramp_per_second=self.ramp,
-                            state_store=self.recorder.save_state, frame_hook=self._frame)
+                            state_store=self.recorder.save_state,
+                            state_note=self.recorder.note_state,
+                            crash_recovery=settings.FLEET_CRASH_RECOVERY, frame_hook=self._frame)
         self._tasks: list[asyncio.Task] = []
 
     def _sink(self, station_id: str, kind: str, data: dict) -> None:
@@ -151,54 +154,97 @@ class ShardHost:
         await self.layer.group_send(group, message)
 
     async def run(self, stop: asyncio.Event) -> str:
-        """Run until `stop` is set or the lease is lost; returns why it ended."""
+        """Run until `stop` is set, the lease is lost or cannot be kept; returns why it ended.
+
+        The stations start only once the lease says so (a takeover waits until no other
+        copy can still be sending), and stop sending before it could be granted again."""
         if not await self.lease.acquire():
             LOGGER.info("shard %s already runs elsewhere; this copy exits", self.shard)
             return "lease-taken"
         reason = "stopped"
+        started = False
         channel = await self.layer.new_channel()
         await self.layer.group_add(shard_group(self.shard), channel)
         keeper = asyncio.ensure_future(self._keep_lease())
         stopper = asyncio.ensure_future(stop.wait())
         try:
-            if self.takeover_delay and self.lease.took_over:
-                await asyncio.wait({keeper, stopper}, timeout=self.takeover_delay,
+            while not (keeper.done() or stopper.done()):
+                if await self.lease.ready() and await self.lease.begin():
+                    started = True
+                    break
+                await asyncio.wait({keeper, stopper}, timeout=self.lease.refresh_every,
                                    return_when=asyncio.FIRST_COMPLETED)
-            self._tasks = [
-                asyncio.ensure_future(self.publisher.run()),
-                asyncio.ensure_future(self.recorder.run()),
-                asyncio.ensure_future(self._commands(channel)),
-                asyncio.ensure_future(self.reload()),
-            ]
-            if settings.REDIS_URL:
-                # Engine workers are other processes: /metrics reads their counts from Redis.
-                self._tasks.append(asyncio.ensure_future(fleet_metrics.publish(
-                    self.metrics, settings.REDIS_URL, settings.FLEET_METRICS_INTERVAL)))
-            await asyncio.wait({keeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if keeper.done() and isinstance(keeper.exception(), LeaseLost):
-                LOGGER.warning("shard %s: %s; stopping its stations", self.shard,
-                               keeper.exception())
-                reason = "lease-lost"
+            if started:
+                self._tasks = [
+                    asyncio.ensure_future(self.reload()),
+                    asyncio.ensure_future(self._commands(channel)),
+                    asyncio.ensure_future(self.publisher.run()),
+                    asyncio.ensure_future(self.recorder.run()),
+                ]
+                if settings.REDIS_URL:
+                    # Engine workers are other processes: /metrics reads their counts from Redis.
+                    self._tasks.append(asyncio.ensure_future(fleet_metrics.publish(
+                        self.metrics, settings.REDIS_URL, settings.FLEET_METRICS_INTERVAL)))
+                await asyncio.wait({keeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        except LeaseLost as exc:  # from begin(): another copy took the shard meanwhile
+            keeper.cancel()
+            reason = "lease-lost"
+            LOGGER.warning("shard %s: %s", self.shard, exc)
         finally:
             for task in (keeper, stopper):
                 task.cancel()
-            await self.shutdown(channel)
+            if keeper.done() and not keeper.cancelled():
+                problem = keeper.exception()
+                if isinstance(problem, LeaseLost):
+                    reason = "lease-lost"
+                elif isinstance(problem, Fenced):
+                    reason = "fenced"
+                if problem is not None:
+                    LOGGER.warning("shard %s: %s; stopping its stations", self.shard, problem)
+            if reason != "stopped":
+                # Not a moment more: another copy may be granted the lease soon.
+                self.engine.fence()
+            await self.shutdown(channel, started=started)
         return reason
 
-    async def shutdown(self, channel: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.layer.group_discard(shard_group(self.shard), channel)
-        await self.engine.stop(timeout=settings.FLEET_STOP_TIMEOUT)
-        for task in reversed(self._tasks):
+    async def shutdown(self, channel: str, *, started: bool = True) -> None:
+        """Stop the stations, save them for the next copy, then give the shard up."""
+        # First what starts or changes stations, so none starts while the others stop.
+        for task in self._tasks[:2]:
+            task.cancel()
+            await asyncio.wait({task}, timeout=settings.FLEET_STOP_TIMEOUT)
+        # Handed over: the next copy goes on with the transactions (a lost connection).
+        await self.engine.stop(timeout=settings.FLEET_STOP_TIMEOUT, handover=started,
+                               drain=HANDOVER_DRAIN_S)
+        for task in reversed(self._tasks[2:]):
             task.cancel()
             # Bounded: a task that ignored its cancellation must not hold the shard.
             await asyncio.wait({task}, timeout=settings.FLEET_STOP_TIMEOUT)
-        await self.lease.release()
+        # Bounded: Redis may be the reason this copy stops.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(settings.FLEET_STOP_TIMEOUT):
+                await self.lease.release()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self.layer.group_discard(shard_group(self.shard), channel)
 
     async def _keep_lease(self) -> None:
+        """Refresh the lease every `refresh_every`; raise Fenced once it may have lapsed
+        (the last confirmed refresh is ttl - margin old), LeaseLost if another copy has it."""
+        lease = self.lease
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.lease.ttl / 3)
-            await self.lease.refresh()
+            left = lease.fence_at - loop.time()
+            if left <= 0:
+                raise Fenced(f"shard {self.shard}: lease not confirmed for "
+                             f"{lease.ttl - lease.margin:.0f} s")
+            await asyncio.sleep(min(lease.refresh_every, left))
+            left = lease.fence_at - loop.time()
+            if left > 0:
+                # Bounded: a Redis that does not answer must not hold the fence back.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await lease.refresh()
 
     async def reload(self, only: set[str] | None = None) -> None:
         """Start stations the database added to this shard, stop ones it removed."""
