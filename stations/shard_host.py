@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -144,6 +145,13 @@ class ShardHost:
         self.metrics.event(station_id, kind, data)
 
     def _frame(self, *frame) -> None:
+        # Every frame out passes here before it is sent: the last gate of the fence, for a
+        # process that was paused (SIGSTOP, a stalled VM) past its deadline and woke up
+        # with timers and sends due before the lease keeper's. ConnectionError keeps an
+        # outbox message queued, as a lost connection does.
+        if frame[1] == "out" and time.monotonic() >= self.lease.fence_at:
+            self.engine.fence()
+            raise ConnectionError("this copy's lease may have lapsed: it sends no more")
         # One identity for the live and the logged copy: the page shows the frame once.
         frame_id = self._frame_ids()
         self.publisher.frame(*frame, frame_id=frame_id)
