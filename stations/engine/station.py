@@ -50,8 +50,8 @@ class Station(DriverActions, OcppPeer):
     __slots__ = (
         "config", "sink", "_draws", "device_model", "operative", "evses", "outbox", "online",
         "_wanted_online", "_stopping", "_session_end", "_wake", "_reboot_reason",
-        "_background", "state_store", "state_note", "provisioning", "availability",
-        "transactions", "_remote_control",
+        "_background", "state_store", "state_note", "_note_due", "provisioning",
+        "availability", "transactions", "_remote_control",
     )
     # The OCPP 2.0.1 functional blocks this station is made of; CALLs go to their handlers.
     BLOCKS = (Provisioning, Availability, Authorization, Transactions, RemoteControl,
@@ -111,6 +111,7 @@ class Station(DriverActions, OcppPeer):
         # Takes export_state() to save within a few milliseconds, not awaited: messages
         # queued offline and the meter of a running transaction (set by the shard).
         self.state_note: StateNote | None = None
+        self._note_due = False
         # The blocks every station uses from its first connection; the others are made
         # when first used (remote control) or for each use (authorization, meter values,
         # data transfer keep no state).
@@ -187,7 +188,18 @@ class Station(DriverActions, OcppPeer):
             await self.state_store(self.config.station_id, self.export_state(handover=handover))
 
     def checkpoint_soon(self) -> None:
-        """Have the state saved within a few milliseconds (not awaited)."""
+        """Have the state saved within a few milliseconds (not awaited).
+
+        Taken once the change under way is complete (the next turn of the loop), not in
+        the middle of it: an Ended queued but its transaction not yet cleared would come
+        back as a transaction to end a second time."""
+        if self.state_note is None or self._stopping or self._note_due:
+            return
+        self._note_due = True
+        asyncio.get_running_loop().call_soon(self._note_state)
+
+    def _note_state(self) -> None:
+        self._note_due = False
         if self.state_note is not None and not self._stopping:
             self.state_note(self.config.station_id, self.export_state())
 
