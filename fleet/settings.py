@@ -10,14 +10,14 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from fleet.env import env, envbool, envint, envlist
+from fleet.secret_key import secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("FLEET_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = envbool("DJANGO_DEBUG", False)
-# A fixed key is only acceptable for a local demo; deployments set DJANGO_SECRET_KEY.
-SECRET_KEY = env("DJANGO_SECRET_KEY", "insecure-local-demo-key-set-DJANGO_SECRET_KEY")
+REDIS_URL = env("REDIS_URL")
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "fleet.login_limit.LoginRateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -127,7 +128,6 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
-REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -135,8 +135,17 @@ if REDIS_URL:
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
+    # Shared by the web processes: the login limit counts failures across them.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Failed logins allowed per username and client address within the window (seconds),
+# four times as many per address (fleet.login_limit).
+FLEET_LOGIN_FAILURES = envint("FLEET_LOGIN_FAILURES", 5)
+FLEET_LOGIN_WINDOW = envint("FLEET_LOGIN_WINDOW", 300)
 
 # How stations validate OCPP messages; load tests may turn it off to save CPU.
 FLEET_SCHEMA_VALIDATION = envbool("FLEET_SCHEMA_VALIDATION", True)
@@ -158,6 +167,7 @@ LOGGING = {
 # "embedded": the engine runs inside the web process (no Redis); "distributed": Celery
 # engine workers run shards, coordinated through Redis.
 FLEET_MODE = env("FLEET_MODE", "distributed" if REDIS_URL else "embedded")
+SECRET_KEY = secret_key(VAR_DIR, scale_out=FLEET_MODE != "embedded", debug=DEBUG)
 FLEET_SHARD_SIZE = envint("FLEET_SHARD_SIZE", 2500)
 FLEET_RAMP_PER_SECOND = float(env("FLEET_RAMP_PER_SECOND", "200"))
 FLEET_PUBLISH_INTERVAL = float(env("FLEET_PUBLISH_INTERVAL", "0.3"))

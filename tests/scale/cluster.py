@@ -106,7 +106,7 @@ class Cluster:
 
     def start_worker(self, name: str, *, queue: str = "engine", concurrency: int = 2,
                      beat: bool = False) -> None:
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        log = open(self.tmp / f"{name}.log", "a")  # noqa: SIM115 - closed with the process
         command = [sys.executable, "-m", "celery", "-A", "fleet", "worker", "-Q", queue,
                    "-c", str(concurrency), "--pool", "prefork", "--disable-prefetch",
                    "-n", f"{name}@%h", "--loglevel", "INFO"]
