@@ -183,6 +183,8 @@ if FLEET_CRASH_RECOVERY not in ("power-loss", "connection-loss"):
                                f"not {FLEET_CRASH_RECOVERY!r}")
 FLEET_RECONCILE_SECONDS = float(env("FLEET_RECONCILE_SECONDS", "5"))
 FLEET_STOP_TIMEOUT = float(env("FLEET_STOP_TIMEOUT", "10"))
+# Open files an engine process keeps for everything but its stations' connections.
+FLEET_FD_RESERVE = envint("FLEET_FD_RESERVE", 512)
 # OCPP frames kept per station in the database's message log (the station page shows it).
 FLEET_FRAME_LOG = envint("FLEET_FRAME_LOG", 100)
 # Seconds between an engine worker's writes of its Prometheus samples to Redis (scale-out).

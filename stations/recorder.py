@@ -70,6 +70,8 @@ class Recorder:
         self._state_waiters: list[asyncio.Future] = []
         self._state_due = asyncio.Event()
         self._online: dict[str, bool] = {}
+        # Stations the engine holds for lack of room (capacity): status "Held".
+        self._held: set[str] = set()
         self._live: dict[str, dict] = {}
         self._pks: dict[str, int] = {}
         # Transaction charts: the first report in each grid cell, per transaction, until
@@ -86,8 +88,11 @@ class Recorder:
         elif kind == "connection":
             self._online[station_id] = False
             self._status.setdefault(station_id, {})["online"] = False
+            if data.get("error") == "held":
+                self._held.add(station_id)
         elif kind == "online":
             self._online[station_id] = True
+            self._held.discard(station_id)
             self._status.setdefault(station_id, {}).update(
                 online=True, boot_status=data["boot_status"] or ""
             )
@@ -241,7 +246,8 @@ class Recorder:
                     continue
                 fields = dict(status.get(station_id, {}))
                 online = self._online.get(station_id, False)
-                fields["status"] = station_status(online, self._live.get(station_id, {}))
+                fields["status"] = ("Held" if station_id in self._held else
+                                    station_status(online, self._live.get(station_id, {})))
                 if online:
                     fields["last_seen"] = now
                 groups.setdefault(tuple(sorted(fields.items())), []).append(pks[station_id])

@@ -18,7 +18,8 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import fleet_metrics
+from . import embedded, fleet_metrics
+from .capacity import Capacity, OutOfFilesLog, destination, out_of_files
 from .configs import station_configs
 from .engine.driver import Outcome
 from .engine.publisher import FrameIds, Publisher
@@ -138,8 +139,14 @@ class ShardHost:
                             state_note=self.recorder.note_state,
                             crash_recovery=settings.FLEET_CRASH_RECOVERY, frame_hook=self._frame)
         self._tasks: list[asyncio.Task] = []
+        # Stations past the process's open files or ports are held, not started.
+        self.capacity = Capacity.of_this_process(settings.FLEET_FD_RESERVE)
+        self.out_of_files = OutOfFilesLog()
+        self.held: dict[str, str] = {}
 
     def _sink(self, station_id: str, kind: str, data: dict) -> None:
+        if kind == "connection" and out_of_files(data.get("detail")):
+            self.out_of_files.failed("connection attempts")
         self.publisher.record(station_id, kind, data)
         self.recorder(station_id, kind, data)
         self.metrics.event(station_id, kind, data)
@@ -171,6 +178,8 @@ class ShardHost:
             return "lease-taken"
         reason = "stopped"
         started = False
+        # asyncio logs every accept() that finds no descriptor, with its traceback.
+        asyncio.get_running_loop().set_exception_handler(self.out_of_files.loop_handler)
         channel = await self.layer.new_channel()
         await self.layer.group_add(shard_group(self.shard), channel)
         keeper = asyncio.ensure_future(self._keep_lease())
@@ -261,9 +270,27 @@ class ShardHost:
             wanted = {c.station_id for c in configs}
             for station_id in [s for s in self.engine.stations if s not in wanted]:
                 await self.engine.remove(station_id)
+                self.capacity.release(station_id)
                 self.publisher.forget(station_id)
+        sandbox = embedded.sandbox()
+        if sandbox is not None:
+            self.capacity.local = {destination(sandbox.url)}
+        admitted = []
+        for config in configs:
+            why = self.capacity.admit(config.station_id, config.csms_url)
+            if why is None:
+                admitted.append(config)
+                self.held.pop(config.station_id, None)
+            elif self.held.get(config.station_id) != why:
+                self.held[config.station_id] = why
+                self._sink(config.station_id, "connection",
+                           {"online": False, "error": "held", "detail": why})
+        if len(admitted) < len(configs):
+            LOGGER.warning("shard %s: %d of %d stations held. %s", self.shard,
+                           len(configs) - len(admitted), len(configs),
+                           next(iter(self.held.values())))
         await self.engine.start(
-            configs, states=states,
+            admitted, states=states,
             prepare=lambda station: apply_desired(station, desired[station.config.station_id]),
         )
 
