@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
@@ -77,23 +78,47 @@ def _forget_failures(sender, request=None, user=None, **kwargs):
 
 
 class LoginRateLimitMiddleware:
-    """Refuses a login POST from a client over the limit before the password is checked."""
+    """Refuses a login POST from a client over the limit before the password is checked.
+
+    Sync and async: a sync-only middleware would make Django run every async view (the
+    load-test runs, the commands) in a thread of its own, on a loop that ends with it."""
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
         self._paths: set[str] | None = None
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        if request.method == "POST":
-            if self._paths is None:
-                self._paths = {reverse("login"), reverse("admin:login")}
-            if request.path_info in self._paths:
-                wait = refused_for(request, request.POST.get("username", ""))
-                if wait:
-                    LOGGER.warning("login refused for %s: too many failed logins",
-                                   _address(request))
-                    response = render(request, "registration/login_refused.html",
-                                      {"minutes": max(1, round(wait / 60))}, status=429)
-                    response["Retry-After"] = str(int(wait))
-                    return response
-        return self.get_response(request)
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return self._refusal(request) or self.get_response(request)
+
+    async def __acall__(self, request):
+        if self._limited(request):
+            refusal = await sync_to_async(self._refusal)(request)
+            if refusal is not None:
+                return refusal
+        return await self.get_response(request)
+
+    def _limited(self, request) -> bool:
+        if request.method != "POST":
+            return False
+        if self._paths is None:
+            self._paths = {reverse("login"), reverse("admin:login")}
+        return request.path_info in self._paths
+
+    def _refusal(self, request):
+        if not self._limited(request):
+            return None
+        wait = refused_for(request, request.POST.get("username", ""))
+        if not wait:
+            return None
+        LOGGER.warning("login refused for %s: too many failed logins", _address(request))
+        response = render(request, "registration/login_refused.html",
+                          {"minutes": max(1, round(wait / 60))}, status=429)
+        response["Retry-After"] = str(int(wait))
+        return response

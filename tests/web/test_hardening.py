@@ -120,3 +120,15 @@ async def test_dashboard_sockets_open_only_from_the_sites_own_origin(origin, hos
 async def _session(user):
     from asgiref.sync import sync_to_async
     return await sync_to_async(session_headers)(user)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_limit_holds_for_requests_served_asynchronously(limited):
+    from django.test import AsyncClient
+
+    client = AsyncClient()
+    for _ in range(3):
+        assert (await client.post("/login/", {"username": "operator", "password": "guess"})
+                ).status_code == 200
+    refused = await client.post("/login/", {"username": "operator", "password": PASSWORD})
+    assert refused.status_code == 429
