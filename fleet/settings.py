@@ -174,6 +174,9 @@ FLEET_PUBLISH_INTERVAL = float(env("FLEET_PUBLISH_INTERVAL", "0.3"))
 FLEET_LEASE_TTL = envint("FLEET_LEASE_TTL", 15)
 # A holder stops sending this long before its lease could lapse; a takeover waits TTL + it.
 FLEET_LEASE_MARGIN = float(env("FLEET_LEASE_MARGIN", str(max(1.0, FLEET_LEASE_TTL / 5))))
+if not 0 < FLEET_LEASE_MARGIN < FLEET_LEASE_TTL / 2:
+    raise ImproperlyConfigured("FLEET_LEASE_MARGIN must be above 0 and below half of "
+                               f"FLEET_LEASE_TTL ({FLEET_LEASE_TTL} s)")
 # How stations come back after their engine process was killed: "power-loss" (boot, the
 # cut sessions end with PowerLoss) or "connection-loss" (they go on, as after a lost
 # connection). A clean stop (SIGTERM, a fenced shard) always goes on.
