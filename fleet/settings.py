@@ -10,6 +10,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from fleet.env import env, envbool, envint, envlist
+from fleet.secret_key import secret_key
 from stations.engine import id_tokens
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -17,8 +18,7 @@ VAR_DIR = Path(env("FLEET_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = envbool("DJANGO_DEBUG", False)
-# A fixed key is only acceptable for a local demo; deployments set DJANGO_SECRET_KEY.
-SECRET_KEY = env("DJANGO_SECRET_KEY", "insecure-local-demo-key-set-DJANGO_SECRET_KEY")
+REDIS_URL = env("REDIS_URL")
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -44,6 +44,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "fleet.login_limit.LoginRateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -128,7 +129,6 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
-REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -136,8 +136,17 @@ if REDIS_URL:
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
+    # Shared by the web processes: the login limit counts failures across them.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Failed logins allowed per username and client address within the window (seconds),
+# four times as many per address (fleet.login_limit).
+FLEET_LOGIN_FAILURES = envint("FLEET_LOGIN_FAILURES", 5)
+FLEET_LOGIN_WINDOW = envint("FLEET_LOGIN_WINDOW", 300)
 
 # How stations validate OCPP messages; load tests may turn it off to save CPU.
 FLEET_SCHEMA_VALIDATION = envbool("FLEET_SCHEMA_VALIDATION", True)
@@ -159,12 +168,27 @@ LOGGING = {
 # "embedded": the engine runs inside the web process (no Redis); "distributed": Celery
 # engine workers run shards, coordinated through Redis.
 FLEET_MODE = env("FLEET_MODE", "distributed" if REDIS_URL else "embedded")
+SECRET_KEY = secret_key(VAR_DIR, scale_out=FLEET_MODE != "embedded", debug=DEBUG)
 FLEET_SHARD_SIZE = envint("FLEET_SHARD_SIZE", 2500)
 FLEET_RAMP_PER_SECOND = float(env("FLEET_RAMP_PER_SECOND", "200"))
 FLEET_PUBLISH_INTERVAL = float(env("FLEET_PUBLISH_INTERVAL", "0.3"))
 FLEET_LEASE_TTL = envint("FLEET_LEASE_TTL", 15)
+# A holder stops sending this long before its lease could lapse; a takeover waits TTL + it.
+FLEET_LEASE_MARGIN = float(env("FLEET_LEASE_MARGIN", str(max(1.0, FLEET_LEASE_TTL / 5))))
+if not 0 < FLEET_LEASE_MARGIN < FLEET_LEASE_TTL / 2:
+    raise ImproperlyConfigured("FLEET_LEASE_MARGIN must be above 0 and below half of "
+                               f"FLEET_LEASE_TTL ({FLEET_LEASE_TTL} s)")
+# How stations come back after their engine process was killed: "power-loss" (boot, the
+# cut sessions end with PowerLoss) or "connection-loss" (they go on, as after a lost
+# connection). A clean stop (SIGTERM, a fenced shard) always goes on.
+FLEET_CRASH_RECOVERY = env("FLEET_CRASH_RECOVERY", "power-loss")
+if FLEET_CRASH_RECOVERY not in ("power-loss", "connection-loss"):
+    raise ImproperlyConfigured("FLEET_CRASH_RECOVERY must be power-loss or connection-loss, "
+                               f"not {FLEET_CRASH_RECOVERY!r}")
 FLEET_RECONCILE_SECONDS = float(env("FLEET_RECONCILE_SECONDS", "5"))
 FLEET_STOP_TIMEOUT = float(env("FLEET_STOP_TIMEOUT", "10"))
+# Open files an engine process keeps for everything but its stations' connections.
+FLEET_FD_RESERVE = envint("FLEET_FD_RESERVE", 512)
 # OCPP frames kept per station in the database's message log (the station page shows it).
 FLEET_FRAME_LOG = envint("FLEET_FRAME_LOG", 100)
 # Seconds between an engine worker's writes of its Prometheus samples to Redis (scale-out).

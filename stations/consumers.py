@@ -20,10 +20,12 @@ from .engine.summary import add_totals, fleet_totals
 from .models import Connector, Frame, Station, StationLive
 from .rows import row_from_db, row_from_view
 from .series import SHARD_STALE_S, fleet_series
+from .shard_status import cached_shard_states, stale_summary
 
 FLEET_SEND_EVERY_S = 0.5
 STATION_SEND_EVERY_S = 0.25
 WATCH_RENEW_S = 10.0
+SHARDS_EVERY_S = 2.0
 MAX_SUBSCRIBED = 200
 
 
@@ -105,8 +107,36 @@ class FleetConsumer(DashboardConsumer):
         self.totals = self.series.totals()
         if self.totals is None:
             self.totals = await database_sync_to_async(database_totals)()
+        self.shards = stale_summary(await database_sync_to_async(cached_shard_states)())
+        self.totals = self._with_stale(self.totals)
         await self.send_json({"type": "snapshot", "totals": self.totals,
-                              "series": self.series.points()})
+                              "series": self.series.points(), "shards": self.shards})
+        self.shard_watch = asyncio.ensure_future(self._watch_shards())
+
+    async def _watch_shards(self):
+        """Stations of a shard no copy runs are stale: not counted as connected, and the
+        page says which shards wait for a free engine worker slot."""
+        while True:
+            await asyncio.sleep(SHARDS_EVERY_S)
+            shards = stale_summary(await database_sync_to_async(cached_shard_states)())
+            if shards != self.shards:
+                self.shards = shards
+                self.shards_changed = True
+                self.changed.set()
+
+    def _with_stale(self, totals: dict) -> dict:
+        if not self.shards["stale"]:
+            return {**totals, "stale": 0}
+        stale = {str(s) for s in self.shards["stale"]}
+        now = time.time()
+        fresh = [t for shard, (at, t) in self.shard_totals.items()
+                 if now - at <= SHARD_STALE_S and shard not in stale]
+        if self.shard_totals:
+            live = add_totals(fresh)
+        else:  # before the first shard reported to this socket: the stale were counted
+            live = {**totals, "connected": max(0, totals.get("connected", 0)
+                                               - self.shards["stale_stations"])}
+        return {**live, "stale": self.shards["stale_stations"]}
 
     def _new_point(self, point: list) -> None:
         self.new_points.append(point)
@@ -116,6 +146,9 @@ class FleetConsumer(DashboardConsumer):
         series = getattr(self, "series", None)
         if series is not None:
             series.unlisten(self._new_point)
+        watch = getattr(self, "shard_watch", None)
+        if watch is not None:
+            watch.cancel()
         await super().disconnect(code)
 
     async def receive_json(self, content, **kwargs):
@@ -139,8 +172,8 @@ class FleetConsumer(DashboardConsumer):
             now = time.time()
             self.shard_totals[event.get("shard", "")] = (now, totals)
             # A shard gone quiet is gone: its stations may be counted by another by now.
-            self.totals = add_totals(t for at, t in self.shard_totals.values()
-                                     if now - at <= SHARD_STALE_S)
+            self.totals = self._with_stale(add_totals(
+                t for at, t in self.shard_totals.values() if now - at <= SHARD_STALE_S))
         self.changed.set()
 
     async def send_pending(self):
@@ -148,6 +181,10 @@ class FleetConsumer(DashboardConsumer):
         changed_at, self.oldest_change = self.oldest_change, None
         message = {"type": "update", "totals": self.totals, "stations": stations,
                    "changed_at": changed_at}
+        if getattr(self, "shards_changed", False):
+            self.shards_changed = False
+            self.totals = message["totals"] = self._with_stale(self.totals)
+            message["shards"] = self.shards
         if self.new_points:
             message["series"], self.new_points = self.new_points, []
         await self.send_json(message)

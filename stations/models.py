@@ -539,3 +539,4 @@ class Transaction(models.Model):
 from .api.models import ApiToken  # noqa: E402,F401 - models of this app
 from .loadtest_models import LoadTestRun, Scenario  # noqa: E402,F401 - models of this app
 from .series_models import FleetSample, TransactionPoint  # noqa: E402,F401 - models of this app
+from .shard_models import ShardRun  # noqa: E402,F401 - models of this app

@@ -3,8 +3,15 @@
 The engine calls the recorder for every event on the event loop; the recorder only
 collects, and a flush (in Django's sync thread) writes the latest of each in a few
 queries, so a busy fleet costs the database a handful of statements a second.
-Checkpoints (`save_state`) take a faster lane: a station awaits them before each
-transaction message, so they are written within a few tens of milliseconds.
+Checkpoints take a faster lane, written CHECKPOINT_DELAY_S after the first one due: a
+station awaits them before each transaction message it sends (`save_state`), and notes
+them without waiting as each message is queued and, while a transaction runs, every few
+seconds (`note_state`). So a process killed at any moment loses at most the messages
+queued in the last CHECKPOINT_DELAY_S plus the time one write takes, never one the CSMS saw.
+
+In scale-out mode every write first checks, under the shard's ShardRun row lock, that this
+copy still runs the shard (`guard`): a copy that was fenced or lost its lease may save its
+stations until a new copy starts them, and not after.
 """
 
 from __future__ import annotations
@@ -40,8 +47,13 @@ TX_FIELDS = ["ended_at", "charging_state", "trigger_reason", "stopped_reason", "
 
 class Recorder:
     def __init__(self, interval: float = 1.0, frame_log: int | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 guard: Callable[[], bool] | None = None):
         self.interval = interval
+        # Called inside each write's transaction: False drops the write (another copy
+        # of the shard runs its stations now). None: nothing to check (embedded mode).
+        self.guard = guard
+        self._refused_at = 0.0
         # Frames kept per station in the database's message log; 0 keeps none.
         self.frame_log = settings.FLEET_FRAME_LOG if frame_log is None else frame_log
         self._clock = clock
@@ -58,6 +70,8 @@ class Recorder:
         self._state_waiters: list[asyncio.Future] = []
         self._state_due = asyncio.Event()
         self._online: dict[str, bool] = {}
+        # Stations the engine holds for lack of room (capacity): status "Held".
+        self._held: set[str] = set()
         self._live: dict[str, dict] = {}
         self._pks: dict[str, int] = {}
         # Transaction charts: the first report in each grid cell, per transaction, until
@@ -74,8 +88,11 @@ class Recorder:
         elif kind == "connection":
             self._online[station_id] = False
             self._status.setdefault(station_id, {})["online"] = False
+            if data.get("error") == "held":
+                self._held.add(station_id)
         elif kind == "online":
             self._online[station_id] = True
+            self._held.discard(station_id)
             self._status.setdefault(station_id, {}).update(
                 online=True, boot_status=data["boot_status"] or ""
             )
@@ -137,6 +154,21 @@ class Recorder:
         self._state_due.set()
         await waiter
 
+    def note_state(self, station_id: str, state: dict) -> None:
+        """Store a station's resumable state with the next checkpoint batch (not awaited)."""
+        self._states[station_id] = state
+        self._state_due.set()
+
+    def _allowed(self) -> bool:
+        """Inside a write's transaction: may this copy write for its stations?"""
+        if self.guard is None or self.guard():
+            return True
+        now = time.monotonic()
+        if now - self._refused_at > 10:
+            self._refused_at = now
+            LOGGER.warning("another copy runs this shard now: station updates dropped")
+        return False
+
     # -- writing (in Django's sync thread) ---------------------------------------------
 
     def _station_pks(self, ids) -> dict[str, int]:
@@ -150,11 +182,15 @@ class Recorder:
 
     def write_states(self, states: dict[str, dict]) -> None:
         pks = self._station_pks(states)
-        StationLive.objects.bulk_create(
-            [StationLive(station_id=pks[s], engine_state=state) for s, state in states.items()
-             if s in pks],
-            update_conflicts=True, unique_fields=["station"], update_fields=["engine_state"],
-        )
+        with transaction.atomic():
+            if not self._allowed():
+                return
+            StationLive.objects.bulk_create(
+                [StationLive(station_id=pks[s], engine_state=state)
+                 for s, state in states.items() if s in pks],
+                update_conflicts=True, unique_fields=["station"],
+                update_fields=["engine_state"],
+            )
 
     def _due_evses(self, now: float) -> dict[str, dict]:
         """Stations whose EVSE state changed in a way a person sees, or is 10 s old.
@@ -193,6 +229,8 @@ class Recorder:
             return
         now = timezone.now()
         with transaction.atomic():
+            if not self._allowed():
+                return
             pks = self._station_pks(ids)
             DeviceModelValue.objects.bulk_create(
                 [DeviceModelValue(station_id=pks[s], key=k, value=v)
@@ -208,7 +246,8 @@ class Recorder:
                     continue
                 fields = dict(status.get(station_id, {}))
                 online = self._online.get(station_id, False)
-                fields["status"] = station_status(online, self._live.get(station_id, {}))
+                fields["status"] = ("Held" if station_id in self._held else
+                                    station_status(online, self._live.get(station_id, {})))
                 if online:
                     fields["last_seen"] = now
                 groups.setdefault(tuple(sorted(fields.items())), []).append(pks[station_id])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .engine.summary import station_status
 
+HELD = "Held: the engine process has no room for it (open files or ports); its log says which"
+
 
 def _evse_list(evses: dict) -> list[dict]:
     return [evses[key] for key in sorted(evses, key=int)]
@@ -12,9 +14,10 @@ def _evse_list(evses: dict) -> list[dict]:
 def row_from_view(view: dict, shard=None) -> dict:
     """From a Publisher view (engine side, live)."""
     evses = view.get("evses", {})
+    held = (view.get("error") or "").startswith("Held")  # capacity: not started here
     return {
         "station_id": view["station_id"],
-        "status": station_status(view.get("online", False), evses),
+        "status": "Held" if held else station_status(view.get("online", False), evses),
         "online": view.get("online", False),
         "boot_status": view.get("boot_status"),
         "error": view.get("error"),
@@ -37,10 +40,10 @@ def row_from_db(station, live_evses: dict | None) -> dict:
         snapshot["connectors"] = {str(c): s for c, s in snapshot.get("connectors", {}).items()}
     return {
         "station_id": station.station_id,
-        "status": station.status if station.online else "Offline",
+        "status": station.status if station.online or station.status == "Held" else "Offline",
         "online": station.online,
         "boot_status": station.boot_status or None,
-        "error": None,
+        "error": HELD if station.status == "Held" else None,
         "shard": station.shard,
         "evses": _evse_list(evses),
     }

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import fleet_metrics
+from . import embedded, fleet_metrics
+from .capacity import Capacity, OutOfFilesLog, destination, out_of_files
 from .configs import station_configs
 from .engine.driver import Outcome
 from .engine.id_tokens import DEFAULT_TYPE as DEFAULT_ID_TOKEN_TYPE
@@ -25,7 +27,7 @@ from .engine.publisher import FrameIds, Publisher
 from .engine.shard import Shard
 from .engine.station import Station
 from .engine.v201.authorization import authorization_view
-from .leases import LeaseLost, LocalLease
+from .leases import Fenced, LeaseLost, LocalLease
 from .models import Evse, StationLive
 from .models import Station as StationRow
 from .recorder import Recorder
@@ -33,6 +35,9 @@ from .recorder import Recorder
 LOGGER = logging.getLogger(__name__)
 
 ALL_SHARDS_GROUP = "shard.all"
+# On a clean stop, seconds the stations' CALLs in flight have to get their answers, so the
+# next copy need not send them again.
+HANDOVER_DRAIN_S = 1.0
 
 
 def shard_group(shard: int | None) -> str:
@@ -125,30 +130,43 @@ COMMANDS = {
 
 class ShardHost:
     def __init__(self, shard: int | None = None, *, lease=None, layer=None,
-                 ramp_per_second: float | None = None, takeover_delay: float = 0.0):
+                 ramp_per_second: float | None = None):
         self.shard = shard
+        # Who may run the shard, and until when (leases: the takeover wait, the fence).
         self.lease = lease or LocalLease()
         self.layer = layer or get_channel_layer()
         self.ramp = ramp_per_second or settings.FLEET_RAMP_PER_SECOND
-        # A host that took over a lapsed lease waits so an old holder that is merely
-        # slow (not dead) notices first and stops its stations.
-        self.takeover_delay = takeover_delay
         self.publisher = Publisher(self._send, interval=settings.FLEET_PUBLISH_INTERVAL,
                                    shard=str(shard if shard is not None else "all"))
-        self.recorder = Recorder()
+        self.recorder = Recorder(guard=self.lease.runs_stations)
         self.metrics = fleet_metrics.process_metrics()
         self.metrics.hosting = True
         self._frame_ids = FrameIds()
         self.engine = Shard(self._sink, ramp_per_second=self.ramp,
-                            state_store=self.recorder.save_state, frame_hook=self._frame)
+                            state_store=self.recorder.save_state,
+                            state_note=self.recorder.note_state,
+                            crash_recovery=settings.FLEET_CRASH_RECOVERY, frame_hook=self._frame)
         self._tasks: list[asyncio.Task] = []
+        # Stations past the process's open files or ports are held, not started.
+        self.capacity = Capacity.of_this_process(settings.FLEET_FD_RESERVE)
+        self.out_of_files = OutOfFilesLog()
+        self.held: dict[str, str] = {}
 
     def _sink(self, station_id: str, kind: str, data: dict) -> None:
+        if kind == "connection" and out_of_files(data.get("detail")):
+            self.out_of_files.failed("connection attempts")
         self.publisher.record(station_id, kind, data)
         self.recorder(station_id, kind, data)
         self.metrics.event(station_id, kind, data)
 
     def _frame(self, *frame) -> None:
+        # Every frame out passes here before it is sent: the last gate of the fence, for a
+        # process that was paused (SIGSTOP, a stalled VM) past its deadline and woke up
+        # with timers and sends due before the lease keeper's. ConnectionError keeps an
+        # outbox message queued, as a lost connection does.
+        if frame[1] == "out" and time.monotonic() >= self.lease.fence_at:
+            self.engine.fence()
+            raise ConnectionError("this copy's lease may have lapsed: it sends no more")
         # One identity for the live and the logged copy: the page shows the frame once.
         frame_id = self._frame_ids()
         self.publisher.frame(*frame, frame_id=frame_id)
@@ -159,54 +177,99 @@ class ShardHost:
         await self.layer.group_send(group, message)
 
     async def run(self, stop: asyncio.Event) -> str:
-        """Run until `stop` is set or the lease is lost; returns why it ended."""
+        """Run until `stop` is set, the lease is lost or cannot be kept; returns why it ended.
+
+        The stations start only once the lease says so (a takeover waits until no other
+        copy can still be sending), and stop sending before it could be granted again."""
         if not await self.lease.acquire():
             LOGGER.info("shard %s already runs elsewhere; this copy exits", self.shard)
             return "lease-taken"
         reason = "stopped"
+        started = False
+        # asyncio logs every accept() that finds no descriptor, with its traceback.
+        asyncio.get_running_loop().set_exception_handler(self.out_of_files.loop_handler)
         channel = await self.layer.new_channel()
         await self.layer.group_add(shard_group(self.shard), channel)
         keeper = asyncio.ensure_future(self._keep_lease())
         stopper = asyncio.ensure_future(stop.wait())
         try:
-            if self.takeover_delay and self.lease.took_over:
-                await asyncio.wait({keeper, stopper}, timeout=self.takeover_delay,
+            while not (keeper.done() or stopper.done()):
+                if await self.lease.ready() and await self.lease.begin():
+                    started = True
+                    break
+                await asyncio.wait({keeper, stopper}, timeout=self.lease.refresh_every,
                                    return_when=asyncio.FIRST_COMPLETED)
-            self._tasks = [
-                asyncio.ensure_future(self.publisher.run()),
-                asyncio.ensure_future(self.recorder.run()),
-                asyncio.ensure_future(self._commands(channel)),
-                asyncio.ensure_future(self.reload()),
-            ]
-            if settings.REDIS_URL:
-                # Engine workers are other processes: /metrics reads their counts from Redis.
-                self._tasks.append(asyncio.ensure_future(fleet_metrics.publish(
-                    self.metrics, settings.REDIS_URL, settings.FLEET_METRICS_INTERVAL)))
-            await asyncio.wait({keeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if keeper.done() and isinstance(keeper.exception(), LeaseLost):
-                LOGGER.warning("shard %s: %s; stopping its stations", self.shard,
-                               keeper.exception())
-                reason = "lease-lost"
+            if started:
+                self._tasks = [
+                    asyncio.ensure_future(self.reload()),
+                    asyncio.ensure_future(self._commands(channel)),
+                    asyncio.ensure_future(self.publisher.run()),
+                    asyncio.ensure_future(self.recorder.run()),
+                ]
+                if settings.REDIS_URL:
+                    # Engine workers are other processes: /metrics reads their counts from Redis.
+                    self._tasks.append(asyncio.ensure_future(fleet_metrics.publish(
+                        self.metrics, settings.REDIS_URL, settings.FLEET_METRICS_INTERVAL)))
+                await asyncio.wait({keeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        except LeaseLost as exc:  # from begin(): another copy took the shard meanwhile
+            keeper.cancel()
+            reason = "lease-lost"
+            LOGGER.warning("shard %s: %s", self.shard, exc)
         finally:
             for task in (keeper, stopper):
                 task.cancel()
-            await self.shutdown(channel)
+            if keeper.done() and not keeper.cancelled():
+                problem = keeper.exception()
+                if isinstance(problem, LeaseLost):
+                    reason = "lease-lost"
+                elif isinstance(problem, Fenced):
+                    reason = "fenced"
+                if problem is not None:
+                    LOGGER.warning("shard %s: %s; stopping its stations", self.shard, problem)
+            if reason != "stopped":
+                # Not a moment more: another copy may be granted the lease soon.
+                self.engine.fence()
+            await self.shutdown(channel, started=started)
         return reason
 
-    async def shutdown(self, channel: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.layer.group_discard(shard_group(self.shard), channel)
-        await self.engine.stop(timeout=settings.FLEET_STOP_TIMEOUT)
-        for task in reversed(self._tasks):
+    async def shutdown(self, channel: str, *, started: bool = True) -> None:
+        """Stop the stations, save them for the next copy, then give the shard up."""
+        # First what starts or changes stations, so none starts while the others stop.
+        for task in self._tasks[:2]:
+            task.cancel()
+            await asyncio.wait({task}, timeout=settings.FLEET_STOP_TIMEOUT)
+        # Handed over: the next copy goes on with the transactions (a lost connection).
+        await self.engine.stop(timeout=settings.FLEET_STOP_TIMEOUT, handover=started,
+                               drain=HANDOVER_DRAIN_S)
+        for task in reversed(self._tasks[2:]):
             task.cancel()
             # Bounded: a task that ignored its cancellation must not hold the shard.
             await asyncio.wait({task}, timeout=settings.FLEET_STOP_TIMEOUT)
-        await self.lease.release()
+        # Bounded: Redis may be the reason this copy stops.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(settings.FLEET_STOP_TIMEOUT):
+                await self.lease.release()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self.layer.group_discard(shard_group(self.shard), channel)
 
     async def _keep_lease(self) -> None:
+        """Refresh the lease every `refresh_every`; raise Fenced once it may have lapsed
+        (the last confirmed refresh is ttl - margin old), LeaseLost if another copy has it."""
+        lease = self.lease
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.lease.ttl / 3)
-            await self.lease.refresh()
+            left = lease.fence_at - loop.time()
+            if left <= 0:
+                raise Fenced(f"shard {self.shard}: lease not confirmed for "
+                             f"{lease.ttl - lease.margin:.0f} s")
+            await asyncio.sleep(min(lease.refresh_every, left))
+            left = lease.fence_at - loop.time()
+            if left > 0:
+                # Bounded: a Redis that does not answer must not hold the fence back.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await lease.refresh()
 
     async def reload(self, only: set[str] | None = None) -> None:
         """Start stations the database added to this shard, stop ones it removed."""
@@ -215,9 +278,27 @@ class ShardHost:
             wanted = {c.station_id for c in configs}
             for station_id in [s for s in self.engine.stations if s not in wanted]:
                 await self.engine.remove(station_id)
+                self.capacity.release(station_id)
                 self.publisher.forget(station_id)
+        sandbox = embedded.sandbox()
+        if sandbox is not None:
+            self.capacity.local = {destination(sandbox.url)}
+        admitted = []
+        for config in configs:
+            why = self.capacity.admit(config.station_id, config.csms_url)
+            if why is None:
+                admitted.append(config)
+                self.held.pop(config.station_id, None)
+            elif self.held.get(config.station_id) != why:
+                self.held[config.station_id] = why
+                self._sink(config.station_id, "connection",
+                           {"online": False, "error": "held", "detail": why})
+        if len(admitted) < len(configs):
+            LOGGER.warning("shard %s: %d of %d stations held. %s", self.shard,
+                           len(configs) - len(admitted), len(configs),
+                           next(iter(self.held.values())))
         await self.engine.start(
-            configs, states=states,
+            admitted, states=states,
             prepare=lambda station: apply_desired(station, desired[station.config.station_id]),
         )
 

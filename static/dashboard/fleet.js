@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { fleetChart } from "./chart.js";
 import { bindControls, bindMenus, evseControls, fleetControls, setPrimary, stationControls } from "./controls.js";
-import { applyEvse, el, evseCells, sameEvses, setAttr, setBadge, setText } from "./render.js";
+import { applyEvse, el, evseCells, fmt, sameEvses, setAttr, setBadge, setText } from "./render.js";
 import { frameBatcher, openSocket } from "./socket.js";
 
 const PAGE_SIZE = 50;
@@ -41,6 +41,11 @@ const pageData = new Map();
 const records = new Map();
 const pendingRows = new Map();
 let pendingTotals = null;
+// Shards no engine worker runs now (from the server), and the notice naming those that
+// wait for a free worker slot.
+let staleShards = new Set();
+const waitingNotice = document.querySelector("[data-shards-waiting]");
+const staleTile = root.querySelector("[data-stale-tile]");
 let socket = null;
 
 // --- rows ---------------------------------------------------------------------------
@@ -77,11 +82,17 @@ function buildRow(row) {
 
 function applyRow(record, row) {
   record.row = row;
-  setBadge(record.badge, row.status);
-  const meta = (row.online ? ["online", row.boot_status] : ["offline", row.error]).filter(Boolean).join(" · ");
+  // A shard no engine runs: what the database last heard may no longer hold.
+  const stale = row.shard != null && staleShards.has(Number(row.shard));
+  setBadge(record.badge, stale ? "Stale" : row.status);
+  const meta = stale
+    ? `stale · shard ${row.shard} not running`
+    : (row.online ? ["online", row.boot_status] : ["offline", row.error]).filter(Boolean).join(" · ");
   setText(record.meta, meta);
-  setAttr(record.meta, "title", row.online ? `Connected; BootNotification ${row.boot_status || "not answered"}` : meta);
-  const cls = row.online ? "" : "is-offline";
+  setAttr(record.meta, "title", stale
+    ? `No engine worker runs shard ${row.shard} now: this row shows what was last heard`
+    : row.online ? `Connected; BootNotification ${row.boot_status || "not answered"}` : meta);
+  const cls = stale ? "is-stale" : row.online ? "" : "is-offline";
   if (record.tr.className !== cls) record.tr.className = cls;
   for (const evse of row.evses || []) {
     const entry = record.evses.get(evse.evse_id);
@@ -264,7 +275,18 @@ const flush = frameBatcher(() => {
   pendingRows.clear();
 });
 
+function applyShards(shards) {
+  staleShards = new Set(shards.stale || []);
+  const waiting = shards.waiting || [];
+  waitingNotice.hidden = !waiting.length;
+  setText(waitingNotice, waiting.map((w) =>
+    `Shard ${w.shard} (${w.stations} station${w.stations === 1 ? "" : "s"}) waits for a free engine worker slot since ${fmt.dateTime(w.since)}.`).join(" "));
+  staleTile.hidden = !staleShards.size;
+  for (const record of records.values()) applyRow(record, record.row);
+}
+
 function onMessage(message) {
+  if (message.shards) applyShards(message.shards);
   if (message.totals) pendingTotals = message.totals;
   if (message.type === "snapshot") chartHistory(message.series);
   else if (message.series) chartPoints(message.series);

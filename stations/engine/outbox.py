@@ -37,6 +37,9 @@ class Outbox:
             self._ready.set()
         # Called after a message left the queue, so the caller can save the new state.
         self.on_delivered: Callable[[], Awaitable[None]] | None = None
+        # Called after a message joined it: the caller checkpoints it soon (a message made
+        # offline must outlive the process as much as one about to be sent).
+        self.on_queued: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -44,6 +47,8 @@ class Outbox:
     def put(self, action: str, payload: dict) -> None:
         self._queue.append(Message(action, payload))
         self._ready.set()
+        if self.on_queued is not None:
+            self.on_queued()
 
     def snapshot(self) -> list[dict]:
         """The queued messages as plain data, so a restarted station can resume them."""

@@ -9,13 +9,20 @@ import logging
 from collections.abc import Callable, Iterable
 
 from .config import StationConfig
-from .station import EventSink, StateStore, Station
+from .station import EventSink, StateNote, StateStore, Station
 
 LOGGER = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (50_000, 20, 100)
 # Seconds between live kW/kWh reports of charging EVSEs (to the sink, not the CSMS).
 LIVE_METER_S = 2.0
+# Seconds between checkpoints of stations with a running transaction: the most charged
+# energy a power loss (a process killed) forgets, whether the EV charged online or not.
+METER_CHECKPOINT_S = 10.0
+# How a station resumes from a state that no clean stop wrote (its process was killed):
+# "power-loss" boots (PowerUp) and ends the cut sessions (PowerLoss); "connection-loss"
+# goes on with them, as after a lost connection (E11).
+CRASH_RECOVERY = ("power-loss", "connection-loss")
 
 
 class Shard:
@@ -25,12 +32,19 @@ class Shard:
         *,
         ramp_per_second: float = 50.0,
         state_store: StateStore | None = None,
+        state_note: StateNote | None = None,
+        crash_recovery: str = "power-loss",
         frame_hook=None,
         tune_gc: bool = True,
     ):
+        if crash_recovery not in CRASH_RECOVERY:
+            raise ValueError(f"crash_recovery must be one of {', '.join(CRASH_RECOVERY)}")
         self.tune_gc = tune_gc
         self.sink = sink
+        # Saves a state durably (awaited); notes one to save within a few ms (not awaited).
         self.state_store = state_store
+        self.state_note = state_note
+        self.crash_recovery = crash_recovery
         # Called as frame_hook(station_id, direction, type_id, unique_id, action, payload,
         # latency_ms) for every frame of every station; None costs nothing.
         self.frame_hook = frame_hook
@@ -41,14 +55,25 @@ class Shard:
         self._tasks: dict[str, asyncio.Task] = {}
         self._live_meter: asyncio.Task | None = None
 
-    async def report_charging(self, every: float = LIVE_METER_S) -> None:
-        """Keep watchers' kW and kWh moving between OCPP meter values."""
+    async def report_charging(self, every: float = LIVE_METER_S,
+                              checkpoint_every: float = METER_CHECKPOINT_S) -> None:
+        """Keep watchers' kW and kWh moving between OCPP meter values, and checkpoint the
+        meters of running transactions every `checkpoint_every` seconds."""
+        loop = asyncio.get_running_loop()
+        checkpoint_due = loop.time() + checkpoint_every
         while True:
             await asyncio.sleep(every)
+            checkpoint = self.state_note is not None and loop.time() >= checkpoint_due
+            if checkpoint:
+                checkpoint_due = loop.time() + checkpoint_every
             for station in self.stations.values():
+                charging = False
                 for evse in station.evses.values():
                     if evse.transaction is not None:
                         station.report_evse(evse)
+                        charging = True
+                if charging and checkpoint:
+                    station.checkpoint_soon()
 
     async def start(
         self, configs: Iterable[StationConfig], prepare: Callable[[Station], None] | None = None,
@@ -89,8 +114,15 @@ class Shard:
     def add(self, config: StationConfig, state: dict | None = None, run: bool = True) -> Station:
         if config.station_id in self.stations:
             raise ValueError(f"{config.station_id} already runs in this shard")
-        station = Station(config, self.sink, state=state, state_store=self.state_store)
+        resume = bool(state) and (state.get("handover", False)
+                                  or self.crash_recovery == "connection-loss")
+        station = Station(config, self.sink, state=state, state_store=self.state_store,
+                          resume=resume)
         station.frame_hook = self.frame_hook
+        station.state_note = self.state_note
+        if state:
+            # The saved state is spent: a crash from here on must not resume from it again.
+            station.checkpoint_soon()
         self.stations[config.station_id] = station
         if run:
             self._launch(station)
@@ -108,11 +140,28 @@ class Shard:
         await station.stop()
         await _finish(task, timeout)
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Close every station's connection; give up on stragglers after `timeout`."""
+    def fence(self) -> None:
+        """Stop sending at once: every connection is cut from its station (the next frame
+        raises ConnectionError and stays queued); stop() closes them."""
+        for station in self.stations.values():
+            station.halt()
+            station.detach()
+
+    async def stop(self, timeout: float = 10.0, *, handover: bool = False,
+                   drain: float = 0.0) -> None:
+        """Close every station's connection; give up on stragglers after `timeout`.
+
+        `drain`: seconds to let CALLs in flight get their answers first. `handover`: save
+        every station's state marked so the next process resumes its transactions as after
+        a lost connection, not a power loss."""
         if self._live_meter is not None:
             self._live_meter.cancel()
             self._live_meter = None
+        if drain > 0 and self.stations:
+            holds = [asyncio.ensure_future(s.hold_calls()) for s in self.stations.values()]
+            _, late = await asyncio.wait(holds, timeout=drain)
+            for hold in late:
+                hold.cancel()
         for station in self.stations.values():
             await station.stop()
         tasks = list(self._tasks.values())
@@ -121,6 +170,14 @@ class Shard:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if handover and self.state_store is not None and self.stations:
+            saves = [asyncio.ensure_future(s.save_state(handover=True))
+                     for s in self.stations.values()]
+            _, late = await asyncio.wait(saves, timeout=timeout)
+            if late:
+                LOGGER.error("%d station states not saved within %.0f s", len(late), timeout)
+            for save in late:
+                save.cancel()
         self.stations.clear()
         self._tasks.clear()
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 from websockets.exceptions import ConnectionClosed
@@ -41,6 +42,7 @@ REBOOT_PAUSE_S = 1.0
 
 EventSink = Callable[[str, str, dict], None]
 StateStore = Callable[[str, dict], Awaitable[None]]
+StateNote = Callable[[str, dict], None]
 
 
 class Station(DriverActions, OcppPeer):
@@ -49,8 +51,8 @@ class Station(DriverActions, OcppPeer):
     __slots__ = (
         "config", "sink", "_draws", "device_model", "operative", "evses", "outbox", "online",
         "_wanted_online", "_stopping", "_session_end", "_wake", "_reboot_reason",
-        "_background", "state_store", "provisioning", "availability", "transactions",
-        "_remote_control", "_authorization", "_local_list",
+        "_background", "state_store", "state_note", "_note_due", "provisioning",
+        "availability", "transactions", "_remote_control", "_authorization", "_local_list",
     )
     # The OCPP 2.0.1 functional blocks this station is made of; CALLs go to their handlers.
     BLOCKS = (Provisioning, Availability, Authorization, Transactions, RemoteControl,
@@ -63,6 +65,7 @@ class Station(DriverActions, OcppPeer):
         *,
         state: dict | None = None,
         state_store: StateStore | None = None,
+        resume: bool = False,
     ):
         super().__init__(
             config.station_id,
@@ -106,6 +109,10 @@ class Station(DriverActions, OcppPeer):
         # Saves export_state() durably; awaited around every transaction message so a
         # station restarted elsewhere neither loses nor repeats one.
         self.state_store = state_store
+        # Takes export_state() to save within a few milliseconds, not awaited: messages
+        # queued offline and the meter of a running transaction (set by the shard).
+        self.state_note: StateNote | None = None
+        self._note_due = False
         # The blocks every station uses from its first connection; the others are made
         # when first used (remote control, authorization, the local list) or for each use
         # (meter values and data transfer keep no state).
@@ -118,7 +125,8 @@ class Station(DriverActions, OcppPeer):
         self.availability.restore_operative()
         self.device_model.add_listener(self.availability.variable_changed)
         if state:
-            self.restore_state(state)
+            self.restore_state(state, resume=resume)
+        self.outbox.on_queued = self.checkpoint_soon
 
     @property
     def authorization(self) -> Authorization:
@@ -141,8 +149,10 @@ class Station(DriverActions, OcppPeer):
 
     # -- surviving a restart ----------------------------------------------------------
 
-    def export_state(self) -> dict:
-        return {
+    def export_state(self, *, handover: bool = False) -> dict:
+        """What another process needs to go on as this station. `handover`: the station
+        stopped cleanly (it sends nothing more), so the next one resumes its transactions."""
+        state = {
             "evses": {
                 str(evse.id): {**evse.export_state(),
                                "transaction": self.transactions.export(evse)}
@@ -150,7 +160,14 @@ class Station(DriverActions, OcppPeer):
             },
             "outbox": self.outbox.snapshot(),
             **self._export_authorization(),
+            # Wall-clock: the next process may run on another machine.
+            "saved_at": time.time(),
+            "boot": {"status": self.provisioning.boot_status, "heartbeat_interval":
+                     self.device_model.get_int("OCPPCommCtrlr", "HeartbeatInterval")},
         }
+        if handover:
+            state["handover"] = True
+        return state
 
     def _export_authorization(self) -> dict:
         # Only stations that hold a cache or a local list save them.
@@ -161,22 +178,51 @@ class Station(DriverActions, OcppPeer):
             saved["local_list"] = self._local_list.export()
         return saved
 
-    def restore_state(self, state: dict) -> None:
-        """Resume after the process died: queued messages first, then the cut sessions end."""
+    def restore_state(self, state: dict, *, resume: bool = False) -> None:
+        """Come back in another process: queued messages first, then the saved sessions.
+
+        `resume`: the process stopped as a connection is lost (a handover, or a crash taken
+        as one): the station was never down, so it goes on with its boot and transactions,
+        and the EVs kept charging meanwhile. Otherwise the process died as a power cut
+        does: the station boots, and the sessions it had end (PowerLoss)."""
         self.outbox = Outbox(state.get("outbox", []))
         if state.get("auth_cache"):
             self.authorization.restore(state["auth_cache"])
         if state.get("local_list"):
             self.local_list.restore(state["local_list"])
+        away = max(0.0, time.time() - state.get("saved_at", time.time())) if resume else None
         for evse_id, evse_state in state.get("evses", {}).items():
             evse = self.evses.get(int(evse_id))
             if evse is not None:
-                evse.restore_state(evse_state)
-                self.transactions.restored(evse, evse_state.get("transaction"))
+                evse.restore_state(evse_state, away=away)
+                self.transactions.restored(evse, evse_state.get("transaction"), resume=resume)
+        boot = state.get("boot") or {}
+        if resume and boot.get("status") == "Accepted":
+            # Reconnecting after a lost connection is not a reboot: no BootNotification.
+            self.provisioning.boot_status = "Accepted"
+            if boot.get("heartbeat_interval"):
+                self.device_model.set_internal("OCPPCommCtrlr", "HeartbeatInterval",
+                                               str(boot["heartbeat_interval"]))
 
-    async def save_state(self) -> None:
+    async def save_state(self, *, handover: bool = False) -> None:
         if self.state_store is not None:
-            await self.state_store(self.config.station_id, self.export_state())
+            await self.state_store(self.config.station_id, self.export_state(handover=handover))
+
+    def checkpoint_soon(self) -> None:
+        """Have the state saved within a few milliseconds (not awaited).
+
+        Taken once the change under way is complete (the next turn of the loop), not in
+        the middle of it: an Ended queued but its transaction not yet cleared would come
+        back as a transaction to end a second time."""
+        if self.state_note is None or self._stopping or self._note_due:
+            return
+        self._note_due = True
+        asyncio.get_running_loop().call_soon(self._note_state)
+
+    def _note_state(self) -> None:
+        self._note_due = False
+        if self.state_note is not None and not self._stopping:
+            self.state_note(self.config.station_id, self.export_state())
 
     def save_soon(self) -> None:
         """Save the state without waiting (what changed is not a transaction message)."""
@@ -237,10 +283,20 @@ class Station(DriverActions, OcppPeer):
                 await self._pause(self._backoff(1))
 
     async def stop(self) -> None:
+        self.halt()
+
+    def halt(self) -> None:
+        """Stop now, without waiting: the connection closes, nothing reconnects."""
         self._stopping = True
         self._wanted_online.set()
         self._wake.set()
         self.end_session()
+        # The sessions themselves go on (the next process may resume them); their meter
+        # samples stop here, so nothing is queued after the last saved state.
+        for evse in self.evses.values():
+            tx = evse.transaction
+            if tx is not None and getattr(tx, "meter_task", None) is not None:
+                tx.meter_task.cancel()
 
     def end_session(self) -> None:
         """Close the current connection, if any (the run loop decides what comes next)."""

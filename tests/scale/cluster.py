@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import psycopg
 import redis
+
+from stations.sandbox import SandboxCsms
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -46,6 +49,8 @@ class Cluster:
             "FLEET_RAMP_PER_SECOND": "100",
             "FLEET_STOP_TIMEOUT": "5",
             "FLEET_LOG_LEVEL": "INFO",
+            # Scale-out mode refuses to start without a key of its own.
+            "DJANGO_SECRET_KEY": uuid.uuid4().hex * 2,
         }
         self.redis_process: subprocess.Popen | None = None
         self.workers: dict[str, subprocess.Popen] = {}
@@ -101,7 +106,7 @@ class Cluster:
 
     def start_worker(self, name: str, *, queue: str = "engine", concurrency: int = 2,
                      beat: bool = False) -> None:
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        log = open(self.tmp / f"{name}.log", "a")  # noqa: SIM115 - closed with the process
         command = [sys.executable, "-m", "celery", "-A", "fleet", "worker", "-Q", queue,
                    "-c", str(concurrency), "--pool", "prefork", "--disable-prefetch",
                    "-n", f"{name}@%h", "--loglevel", "INFO"]
@@ -145,3 +150,54 @@ class Cluster:
         self.stop_redis()
         self.drop_database()
 
+
+class WatchfulCsms(SandboxCsms):
+    """The sandbox CSMS, noting when each station's connections opened and closed: two
+    copies of one shard running at once would show as overlapping connections."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.connections: list[list] = []  # [station_id, opened, closed or None]
+
+    async def _handle(self, ws) -> None:
+        entry = [ws.request.path.rstrip("/").rsplit("/", 1)[-1], time.monotonic(), None]
+        self.connections.append(entry)
+        try:
+            await super()._handle(ws)
+        finally:
+            entry[2] = time.monotonic()
+
+    def overlapping(self) -> list[str]:
+        """Stations that had two connections open at the same time."""
+        by_station: dict[str, list] = {}
+        for station_id, opened, closed in self.connections:
+            by_station.setdefault(station_id, []).append((opened, closed or float("inf")))
+        return sorted(
+            station_id for station_id, spans in by_station.items()
+            if any(later[0] < earlier[1] for earlier, later in zip(
+                sorted(spans), sorted(spans)[1:], strict=False)))
+
+
+def seq_no_report(csms: SandboxCsms) -> dict:
+    """TransactionEvents as the CSMS got them, per transaction: copies of one seqNo with
+    the same payload (a resend: at least once) and with different ones (two copies of a
+    station made them: split brain), seqNos missing below the highest, offline flags."""
+    seen: dict[tuple[str, int], set[str]] = {}
+    copies: dict[tuple[str, int], int] = {}
+    offline = 0
+    for payload in csms.messages(action="TransactionEvent"):
+        key = (payload["transactionInfo"]["transactionId"], payload["seqNo"])
+        seen.setdefault(key, set()).add(json.dumps(payload, sort_keys=True))
+        copies[key] = copies.get(key, 0) + 1
+        offline += bool(payload.get("offline"))
+    by_tx: dict[str, set[int]] = {}
+    for tx_id, seq_no in seen:
+        by_tx.setdefault(tx_id, set()).add(seq_no)
+    return {
+        "transactions": len(by_tx),
+        "events": sum(copies.values()),
+        "resent": sum(n - 1 for key, n in copies.items() if len(seen[key]) == 1),
+        "conflicting": sorted(key for key, payloads in seen.items() if len(payloads) > 1),
+        "gaps": sum(max(s) + 1 - len(s) for s in by_tx.values()),
+        "offline": offline,
+    }

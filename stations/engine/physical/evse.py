@@ -145,7 +145,9 @@ class Evse:
     # -- surviving a restart ----------------------------------------------------------------
 
     def export_state(self) -> dict:
-        """What of the hardware must outlive the process: the meter, the EV, a fault."""
+        """What of the hardware must outlive the process: the meter, the EV, a fault, the
+        idToken it is authorized for."""
+        self.update_meter()
         return {
             "register_wh": self.meter.register_wh,
             "plugged_connector": self.plugged_connector,
@@ -154,10 +156,15 @@ class Evse:
                 "max_power_kw": self.ev.max_power_kw, "drawing": self.ev.drawing,
             },
             "faulted": self.faulted,
+            "id_token": self.id_token,
         }
 
-    def restore_state(self, state: dict) -> None:
-        """Come back from a restart: the EV is still there."""
+    def restore_state(self, state: dict, *, away: float | None = None) -> None:
+        """Come back from a restart: the EV is still there.
+
+        `away`: seconds the EVSE went on without its process (the station did not lose
+        power): it is still authorized, and the EV charged all that time, which the next
+        meter reading integrates. None: the power was cut, and with it the authorization."""
         self.meter.register_wh = state.get("register_wh", 0.0)
         self.plugged_connector = state.get("plugged_connector")
         if self.plugged_connector is not None:
@@ -165,6 +172,9 @@ class Evse:
         if state.get("ev"):
             self.ev = Ev(**state["ev"])
         self.faulted = state.get("faulted", False)
+        if away is not None:
+            self.id_token = state.get("id_token")
+            self._last_metered = time.monotonic() - away
 
     # -- the meter ---------------------------------------------------------------------
 

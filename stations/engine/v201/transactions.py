@@ -401,10 +401,22 @@ class Transactions(Block):
             "transaction_id": tx.transaction_id, "seq_no": tx.seq_no,
             "energy_at_start_wh": tx.energy_at_start_wh,
             "charging_seconds": tx.charging_seconds,
+            "charging_state": tx.charging_state, "id_token_unsent": tx.id_token_unsent,
+            "remote_start_id": tx.remote_start_id,
         }
 
-    def restored(self, evse: Evse, transaction: dict | None) -> None:
-        """The EVSE came back from a restart; a session it had was cut by the power loss."""
+    def restored(self, evse: Evse, transaction: dict | None, *, resume: bool = False) -> None:
+        """The EVSE came back from a restart with the session it had, if any.
+
+        `resume`: the station never lost power (its process handed it over, or a crash is
+        taken as a lost connection): the same transaction goes on, seqNo continuing, its
+        periodic samples too (E11). Otherwise the power loss cut the session: it ends."""
+        if transaction and resume:
+            evse.transaction = Transaction(started_at=time.monotonic(), **transaction)
+            self._remember(evse)
+            evse.transaction.meter_task = asyncio.ensure_future(
+                self.station.meter_values.periodic(evse))
+            return
         self._remember(evse)
         if transaction:
             evse.transaction = Transaction(started_at=time.monotonic(), **transaction)
